@@ -1,0 +1,99 @@
+// Module init: the addon's whole JS surface (typed in src/native/binding.ts).
+#include <napi.h>
+
+#include "addon_data.h"
+#include "executor.h"
+#include "model_handle.h"
+#include "ort_env.h"
+#include "stream.h"
+#include "task.h"
+#include "task_metrics.h"
+
+namespace speech {
+namespace {
+
+class OrtProbeJob final : public Job {
+ public:
+  void Execute() override { version_ = ProbeOrt(); }
+  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, version_); }
+
+ private:
+  std::string version_;
+};
+
+// probeOrt(task): Promise<string>, ONNX Runtime's version once a real inference succeeded.
+Napi::Value ProbeOrtJs(const Napi::CallbackInfo& info) {
+  TaskHandle* task = TaskHandle::Unwrap(info[0]);
+  if (task == nullptr) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "probeOrt(task) needs a Task");
+  return Submit(info.Env(), task->state(), info[0].As<Napi::Object>(), std::make_unique<OrtProbeJob>());
+}
+
+// taskMetricSchema(): {subsystems: string[], fields: {field, kind, name, help}[]}
+Napi::Value TaskMetricSchema(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  Napi::Array subsystems = Napi::Array::New(env, kSubsystemCount);
+  for (std::size_t i = 0; i < kSubsystemCount; ++i) {
+    subsystems.Set(static_cast<uint32_t>(i), std::string(kSubsystemNames[i]));
+  }
+  const auto& infos = TaskFieldInfos();
+  Napi::Array fields = Napi::Array::New(env, infos.size());
+  for (std::size_t i = 0; i < infos.size(); ++i) {
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("field", infos[i].field);
+    f.Set("kind", infos[i].kind);
+    f.Set("name", infos[i].name);
+    f.Set("help", infos[i].help);
+    fields.Set(static_cast<uint32_t>(i), f);
+  }
+  Napi::Object schema = Napi::Object::New(env);
+  schema.Set("subsystems", subsystems);
+  schema.Set("fields", fields);
+  return schema;
+}
+
+Napi::Float64Array ToFloat64Array(Napi::Env env, const std::vector<double>& values) {
+  Napi::Float64Array array = Napi::Float64Array::New(env, values.size());
+  std::copy(values.begin(), values.end(), array.Data());
+  return array;
+}
+
+// snapshot(): every native counter at one instant. Called once per scrape, on the main thread;
+// it only reads atomics.
+Napi::Value Snapshot(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const TaskMetrics::Snapshot snap = TaskMetrics::Get().Take();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("task", ToFloat64Array(env, snap.values));
+  out.Set("jobsQueued", snap.jobs_queued);
+  out.Set("jobsRunning", snap.jobs_running);
+  out.Set("workerBusySeconds", ToFloat64Array(env, snap.worker_busy_seconds));
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  auto data = std::make_unique<AddonData>();
+  const Napi::Function task = TaskHandle::Define(env);
+  const Napi::Function stream = AudioStream::Define(env);
+  const Napi::Function model = ModelHandle::Define(env);
+  data->task = Napi::Persistent(task);
+  data->audio_stream = Napi::Persistent(stream);
+  data->model = Napi::Persistent(model);
+  env.SetInstanceData<AddonData>(data.release());  // owned and freed by the environment
+  exports.Set("Task", task);
+  exports.Set("AudioStream", stream);
+  exports.Set("Model", model);
+  exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
+  exports.Set("probeOrt", Napi::Function::New<ProbeOrtJs>(env, "probeOrt"));
+  exports.Set("taskMetricSchema", Napi::Function::New<TaskMetricSchema>(env, "taskMetricSchema"));
+  exports.Set("snapshot", Napi::Function::New<Snapshot>(env, "snapshot"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace speech
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
+  return speech::Init(env, exports);
+}
+
+NODE_API_MODULE(speech_native, InitAddon)

@@ -1,0 +1,120 @@
+#include "executor.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace speech {
+namespace {
+
+class TaskWorker final : public Napi::AsyncWorker {
+ public:
+  TaskWorker(Napi::Env env, TaskState& task, std::unique_ptr<Job> job,
+             std::optional<Clock::time_point> created)
+      : Napi::AsyncWorker(env, "speech:job"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        task_(task),
+        subsystem_(task.subsystem()),
+        job_(std::move(job)),
+        created_(created),
+        queued_(Clock::now()) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Pin(Napi::Value value) {
+    if (value.IsObject()) pins_.push_back(Napi::Persistent(value.As<Napi::Object>()));
+  }
+
+ protected:
+  void Execute() override {
+    TaskMetrics& metrics = TaskMetrics::Get();
+    const Clock::time_point start = Clock::now();
+    metrics.JobStarted();
+    if (created_) metrics.FirstPoll(subsystem_, start - *created_);
+    try {
+      job_->Execute();
+    } catch (const JobError& e) {
+      outcome_ = Outcome::kFailed;
+      code_ = e.code();
+      message_ = e.what();
+    } catch (const std::exception& e) {
+      outcome_ = Outcome::kPanicked;
+      message_ = e.what();
+    } catch (...) {
+      outcome_ = Outcome::kPanicked;
+      message_ = "unknown exception";
+    }
+    const Clock::time_point end = Clock::now();
+    wait_ = start - queued_;
+    run_ = end - start;
+    metrics.Polled(subsystem_, wait_, run_, outcome_);
+    metrics.AddWorkerBusy(run_);
+    metrics.JobFinished();
+  }
+
+  // Runs instead of OnError too: Execute never calls SetError.
+  void OnOK() override {
+    const Napi::Env env = Env();
+    task_.OnComplete(Clock::now());
+    if (outcome_ == Outcome::kOk) {
+      try {
+        const Napi::Value result = job_->Result(env);
+        if (result.IsObject() && !result.IsTypedArray()) {
+          // Every object result says how long it waited for and ran on a worker (stage metrics).
+          const Napi::Object timed = result.As<Napi::Object>();
+          timed.Set("waitSeconds", std::chrono::duration<double>(wait_).count());
+          timed.Set("runSeconds", std::chrono::duration<double>(run_).count());
+        }
+        deferred_.Resolve(result);
+        return;
+      } catch (const Napi::Error& e) {
+        outcome_ = Outcome::kPanicked;
+        message_ = e.Message();
+      } catch (const std::exception& e) {
+        outcome_ = Outcome::kPanicked;
+        message_ = e.what();
+      }
+      // Converting the result is part of the job: its failure is a panic like one in Execute.
+      TaskMetrics::Get().Panicked(subsystem_);
+    }
+    const bool panicked = outcome_ == Outcome::kPanicked;
+    Napi::Error error = Napi::Error::New(
+        env, panicked ? std::string(SubsystemName(subsystem_)) + " task panicked: " + message_
+                      : message_);
+    error.Set("code", Napi::String::New(env, panicked ? "NATIVE_PANIC" : code_));
+    error.Set("task", Napi::String::New(env, std::string(SubsystemName(subsystem_))));
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  TaskState& task_;  // alive: its owner is pinned
+  const Subsystem subsystem_;
+  std::unique_ptr<Job> job_;
+  const std::optional<Clock::time_point> created_;
+  const Clock::time_point queued_;
+  Clock::duration wait_{};
+  Clock::duration run_{};
+  std::vector<Napi::ObjectReference> pins_;
+  Outcome outcome_ = Outcome::kOk;
+  std::string code_;
+  std::string message_;
+};
+
+}  // namespace
+
+Napi::Promise Submit(Napi::Env env, TaskState& task, Napi::Object owner, std::unique_ptr<Job> job,
+                     std::initializer_list<Napi::Value> pins) {
+  const auto first_poll_of = task.OnSubmit(Clock::now());
+  // AsyncWorker deletes itself after OnOK; ownership passes to libuv until then.
+  auto worker = std::make_unique<TaskWorker>(env, task, std::move(job), first_poll_of);
+  worker->Pin(owner);
+  for (const Napi::Value& pin : pins) worker->Pin(pin);
+  Napi::Promise promise = worker->Promise();
+  TaskMetrics::Get().JobQueued();
+  worker.release()->Queue();
+  return promise;
+}
+
+}  // namespace speech
+

@@ -1,0 +1,39 @@
+// A unit of native work: built on the main thread from plain values, run on a libuv worker.
+#pragma once
+
+#include <napi.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace speech {
+
+// An expected failure with a stable code (e.g. "MODEL_FAILURE"); it reaches JS as a rejected
+// promise whose error carries `code`. Any other exception escaping a job is a panic: a bug.
+class JobError : public std::runtime_error {
+ public:
+  JobError(std::string code, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)) {}
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
+};
+
+class Job {
+ public:
+  virtual ~Job() = default;
+  // Worker thread. Never touches N-API: everything it needs was copied or pinned at submission.
+  virtual void Execute() = 0;
+  // Main thread, after Execute returned normally: turn the job's output into a JS value.
+  virtual Napi::Value Result(Napi::Env env) = 0;
+};
+
+// Throws a JS Error with `code` set, for argument and state errors raised synchronously.
+[[noreturn]] inline void ThrowCoded(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  throw error;
+}
+
+}  // namespace speech

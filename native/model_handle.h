@@ -1,0 +1,26 @@
+// JS handle of a loaded model, shared by every stream. Created only by loadModel().
+//   loadModel(task, {kind: "stub", stub: {...}}): Promise<Model>   loads on the threadpool
+//   model.run(task, samples: Float32Array): Promise<{count?: number, text?: string}>
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "models/model.h"
+
+namespace speech {
+
+class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit ModelHandle(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value Run(const Napi::CallbackInfo& info);
+  std::shared_ptr<Model> model_;
+};
+
+Napi::Value LoadModel(const Napi::CallbackInfo& info);
+
+}  // namespace speech

@@ -1,0 +1,73 @@
+// Streaming sample-rate conversion of one mono float channel to 16 kHz.
+//
+// Design (see resampler.cc): zero or more half-band decimators by 2 followed by one polyphase
+// windowed-sinc stage for the remaining rational ratio L/M. All filters are linear phase and
+// centred on the output instant, so output sample k is the input signal at time k / 16000 s.
+// Filter banks are designed once per input rate and shared by every stream at that rate.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace speech {
+
+class ResamplerTable;  // immutable filter bank for one rate ratio; shared across streams
+
+class Resampler {
+ public:
+  static constexpr int kOutputRate = 16000;
+
+  explicit Resampler(int input_rate);  // throws std::invalid_argument outside [8000,192000]
+
+  // Appends the output produced by `n` new input samples to `out`. The output does not depend on
+  // how the input is split into calls.
+  void Process(const float* in, std::size_t n, std::vector<float>& out);
+  // End of stream: appends the remaining output so that the total output count over the stream is
+  // exactly round(total_input * 16000 / input_rate) (implicit zeros past the end). Then Reset().
+  void Flush(std::vector<float>& out);
+  void Reset();  // back to the initial state (same rate)
+  int input_rate() const { return input_rate_; }
+
+  // Group delay of the filter in OUTPUT samples that the stream withholds until more input
+  // arrives: after any n input samples, Process has appended at least
+  // round(n * 16000 / input_rate) - LatencyOutputSamples(input_rate) samples in total, and Flush
+  // appends at most this many. 0 for 16 kHz input.
+  static int LatencyOutputSamples(int input_rate);
+
+ private:
+  // History of one half-band decimator, split into even and odd input samples so the filter runs
+  // over contiguous memory.
+  struct HalfbandState {
+    std::vector<float> even, odd;     // physical buffers, kept larger than the valid part
+    std::size_t even_len = 0, odd_len = 0;  // valid elements
+    std::int64_t even_base = 0, odd_base = 0;  // logical index of element 0
+    std::int64_t in_count = 0;   // input samples received
+    std::int64_t out_count = 0;  // output samples produced
+  };
+  // History of the polyphase stage: a linear buffer, compacted now and then.
+  struct PolyState {
+    std::vector<float> buf;
+    std::size_t len = 0;        // valid elements
+    std::int64_t base = 0;      // logical input index of buf[0]
+    std::int64_t in_count = 0;  // input samples received
+    std::int64_t pos = 0;       // integer input position of the next output
+    std::int64_t phase = 0;     // its fractional position, in units of 1/L
+  };
+
+  void Run(const float* in, std::size_t n, std::vector<float>& out);
+  void PushHalfband(std::size_t stage, const float* in, std::size_t n, std::vector<float>& out);
+  void PushPoly(const float* in, std::size_t n, std::vector<float>& out);
+
+  int input_rate_;
+  std::shared_ptr<const ResamplerTable> table_;  // null for the 16 kHz pass-through
+  std::vector<HalfbandState> halfbands_;
+  PolyState poly_;
+  std::uint64_t total_in_ = 0;  // input samples since the last Reset
+  std::uint64_t total_out_ = 0;  // output samples since the last Reset
+  std::vector<float> scratch_[2];  // half-band outputs between stages
+  std::vector<float> rows_;        // interpolated tap rows (odd rates only)
+};
+
+}  // namespace speech

@@ -1,0 +1,163 @@
+#include "stream.h"
+
+#include <algorithm>
+#include <string>
+
+#include "addon_data.h"
+#include "executor.h"
+
+namespace speech {
+
+StreamState::StreamState(const PcmFormat& format)
+    : format_(format), decoded_(static_cast<std::size_t>(format.channels)) {
+  resamplers_.reserve(decoded_.size());
+  for (int c = 0; c < format.channels; ++c) resamplers_.emplace_back(format.sample_rate);
+}
+
+void StreamState::Push(const std::uint8_t* data, std::size_t size,
+                       std::vector<std::vector<float>>& out) {
+  const std::size_t frame = static_cast<std::size_t>(format_.FrameBytes());
+  for (auto& d : decoded_) d.clear();
+  if (!carry_.empty()) {  // complete the frame split across the previous push
+    const std::size_t take = std::min(frame - carry_.size(), size);
+    carry_.insert(carry_.end(), data, data + take);
+    data += take;
+    size -= take;
+    if (carry_.size() < frame) return;
+    DecodeFrames(format_, carry_.data(), 1, decoded_);
+    carry_.clear();
+  }
+  const std::size_t frames = size / frame;
+  DecodeFrames(format_, data, frames, decoded_);
+  carry_.assign(data + frames * frame, data + size);
+  Resample(out);
+}
+
+void StreamState::Resample(std::vector<std::vector<float>>& out) {
+  out.resize(decoded_.size());
+  for (std::size_t c = 0; c < decoded_.size(); ++c) {
+    resamplers_[c].Process(decoded_[c].data(), decoded_[c].size(), out[c]);
+  }
+}
+
+std::size_t StreamState::Flush(std::vector<std::vector<float>>& out) {
+  const std::size_t discarded = carry_.size();
+  carry_.clear();
+  out.resize(resamplers_.size());
+  for (std::size_t c = 0; c < resamplers_.size(); ++c) resamplers_[c].Flush(out[c]);
+  return discarded;
+}
+
+namespace {
+
+class StreamJob final : public Job {
+ public:
+  // data == nullptr: flush.
+  StreamJob(StreamState& state, const std::uint8_t* data, std::size_t size)
+      : state_(state), data_(data), size_(size) {}
+
+  void Execute() override {
+    if (data_ == nullptr) {
+      discarded_ = state_.Flush(out_);
+    } else {
+      state_.Push(data_, size_, out_);
+    }
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array channels = Napi::Array::New(env, out_.size());
+    for (std::size_t c = 0; c < out_.size(); ++c) {
+      Napi::Float32Array samples = Napi::Float32Array::New(env, out_[c].size());
+      std::copy(out_[c].begin(), out_[c].end(), samples.Data());
+      channels.Set(static_cast<uint32_t>(c), samples);
+    }
+    Napi::Object chunk = Napi::Object::New(env);
+    chunk.Set("channels", channels);
+    const std::size_t frame = static_cast<std::size_t>(state_.format().FrameBytes());
+    chunk.Set("inputBytes", Napi::Number::New(env, static_cast<double>(size_)));
+    chunk.Set("inputSeconds", Napi::Number::New(env, static_cast<double>(size_) / frame /
+                                                         state_.format().sample_rate));
+    chunk.Set("discardedBytes", Napi::Number::New(env, static_cast<double>(discarded_)));
+    return chunk;
+  }
+
+ private:
+  StreamState& state_;  // alive: the AudioStream owning it is pinned by the executor
+  const std::uint8_t* data_;
+  std::size_t size_;
+  std::size_t discarded_ = 0;
+  std::vector<std::vector<float>> out_;
+};
+
+int IntField(const Napi::Object& spec, const char* name, int fallback) {
+  const Napi::Value v = spec.Get(name);
+  if (v.IsUndefined()) return fallback;
+  if (!v.IsNumber()) ThrowCoded(spec.Env(), "INVALID_FORMAT", std::string("format.") + name + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (d != static_cast<double>(static_cast<int>(d))) {
+    ThrowCoded(spec.Env(), "INVALID_FORMAT", std::string("format.") + name + " must be an integer");
+  }
+  return static_cast<int>(d);
+}
+
+}  // namespace
+
+PcmFormat ParseFormat(const Napi::Object& spec) {
+  const Napi::Env env = spec.Env();
+  PcmFormat f;
+  const Napi::Value encoding = spec.Get("encoding");
+  const std::string name = encoding.IsString() ? encoding.As<Napi::String>().Utf8Value() : "pcm";
+  if (name == "pcm") f.encoding = Encoding::kPcm;
+  else if (name == "mulaw") f.encoding = Encoding::kMulaw;
+  else if (name == "alaw") f.encoding = Encoding::kAlaw;
+  else ThrowCoded(env, "INVALID_FORMAT", "format.encoding must be one of pcm, mulaw, alaw");
+  f.channels = IntField(spec, "channels", 1);
+  f.sample_rate = IntField(spec, "sampleRate", 16000);
+  f.bit_depth = IntField(spec, "bitDepth", f.encoding == Encoding::kPcm ? 16 : 8);
+  f.is_float = spec.Get("isFloat").ToBoolean();
+  if (const auto problem = ValidateFormat(f)) ThrowCoded(env, "INVALID_FORMAT", *problem);
+  return f;
+}
+
+Napi::Function AudioStream::Define(Napi::Env env) {
+  return DefineClass(env, "AudioStream",
+                     {InstanceMethod<&AudioStream::Push>("push"),
+                      InstanceMethod<&AudioStream::Flush>("flush"),
+                      InstanceMethod<&AudioStream::Close>("close")});
+}
+
+AudioStream::AudioStream(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AudioStream>(info) {
+  if (!info[0].IsObject()) ThrowCoded(info.Env(), "INVALID_FORMAT", "AudioStream(format) needs a format object");
+  state_ = std::make_unique<StreamState>(ParseFormat(info[0].As<Napi::Object>()));
+}
+
+void AudioStream::CheckReady(Napi::Env env) const {
+  if (closed_) ThrowCoded(env, "CLOSED", "the audio stream is closed");
+  // One job per stream keeps its output in order and its state single-threaded.
+  if (task_.busy()) ThrowCoded(env, "BUSY", "the audio stream already has a job in flight");
+}
+
+Napi::Value AudioStream::Push(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  CheckReady(env);
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowCoded(env, "INVALID_ARGUMENT", "push(bytes) needs a Uint8Array");
+  }
+  Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
+  return Submit(env, task_, Value(),
+                std::make_unique<StreamJob>(*state_, bytes.Data(), bytes.ByteLength()), {bytes});
+}
+
+Napi::Value AudioStream::Flush(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  CheckReady(env);
+  return Submit(env, task_, Value(), std::make_unique<StreamJob>(*state_, nullptr, 0));
+}
+
+Napi::Value AudioStream::Close(const Napi::CallbackInfo& info) {
+  closed_ = true;
+  task_.Close();
+  return info.Env().Undefined();
+}
+
+}  // namespace speech

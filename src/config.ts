@@ -1,0 +1,191 @@
+// Settings: each has an environment variable, a matching --flag and a default. A bad value stops
+// start-up with a message naming the setting.
+import type { StubOptions } from './native/binding.js';
+
+export type ModelName = 'stub' | 'moonshine-tiny';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Config {
+  host: string;
+  port: number;
+  model: ModelName;
+  stub: StubOptions;
+  logLevel: LogLevel;
+  threads: number;
+  simpleWindowSeconds: number;
+  maxConnections: number;
+  maxChannels: number;
+  maxFrameBytes: number;
+  maxBacklogSeconds: number;
+  idleTimeoutSeconds: number;
+  degradedWindowSeconds: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+interface Setting<K extends keyof Config> {
+  key: K;
+  env: string;
+  help: string;
+  default: Config[K];
+  parse(raw: string): Config[K];
+}
+
+function integer(min: number, max: number) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+      throw new Error(`must be an integer from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function decimal(min: number, max: number) {
+  return (raw: string): number => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new Error(`must be a number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function oneOf<T extends string>(...values: T[]) {
+  return (raw: string): T => {
+    if (!(values as string[]).includes(raw)) throw new Error(`must be one of ${values.join(', ')}`);
+    return raw as T;
+  };
+}
+
+export const DEFAULT_STUB: StubOptions = {
+  delay_ms: 0,
+  constant_factor: 0,
+  jitter: 0,
+  failure_rate: 0,
+  panic_rate: 0,
+  warmup_penalty_ms: 0,
+  seed: 0,
+};
+
+const STUB_LIMITS: Record<keyof StubOptions, [number, number]> = {
+  delay_ms: [0, 600_000],
+  constant_factor: [0, 1000],
+  jitter: [0, 1],
+  failure_rate: [0, 1],
+  panic_rate: [0, 1],
+  warmup_penalty_ms: [0, 600_000],
+  seed: [0, Number.MAX_SAFE_INTEGER],
+};
+
+function parseStub(raw: string): StubOptions {
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw new Error('must be a JSON object, e.g. {"delay_ms":50,"failure_rate":0.1}');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error('must be a JSON object');
+  }
+  const stub = { ...DEFAULT_STUB };
+  for (const [key, v] of Object.entries(value)) {
+    if (!(key in STUB_LIMITS)) {
+      throw new Error(`has an unknown option "${key}"; known: ${Object.keys(STUB_LIMITS).join(', ')}`);
+    }
+    const [min, max] = STUB_LIMITS[key as keyof StubOptions];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+      throw new Error(`option "${key}" must be a number from ${min} to ${max}`);
+    }
+    stub[key as keyof StubOptions] = v;
+  }
+  return stub;
+}
+
+// The order here is the order of --help and of the README's table.
+const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
+  { key: 'port', env: 'PORT', default: 8080, help: 'TCP port; 0 takes a free one', parse: integer(0, 65535) },
+  { key: 'host', env: 'HOST', default: '0.0.0.0', help: 'address to listen on', parse: (raw) => {
+    if (raw.trim() === '') throw new Error('must not be empty');
+    return raw;
+  } },
+  { key: 'model', env: 'MODEL', default: 'stub', help: 'speech model: stub (moonshine-tiny arrives with real ASR)',
+    parse: (raw) => {
+      const model = oneOf<ModelName>('stub', 'moonshine-tiny')(raw);
+      if (model !== 'stub') throw new Error('moonshine-tiny is not available in this build yet; use stub');
+      return model;
+    } },
+  { key: 'stub', env: 'STUB', default: DEFAULT_STUB, parse: parseStub,
+    help: 'stub model options as JSON: delay_ms, constant_factor, jitter, failure_rate, panic_rate, warmup_penalty_ms, seed' },
+  { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', help: 'debug, info, warn or error',
+    parse: oneOf<LogLevel>('debug', 'info', 'warn', 'error') },
+  { key: 'threads', env: 'THREADS', default: 4, parse: integer(1, 1024),
+    help: 'libuv threadpool workers running native jobs (sets UV_THREADPOOL_SIZE)' },
+  { key: 'simpleWindowSeconds', env: 'SIMPLE_WINDOW_SECONDS', default: 5, parse: decimal(0.1, 60),
+    help: '/api/v1/simple: length of the fixed windows each channel is cut into' },
+  { key: 'maxConnections', env: 'MAX_CONNECTIONS', default: 10_000, parse: integer(1, 1_000_000),
+    help: 'WebSocket connections served at once; more are refused with HTTP 503' },
+  { key: 'maxChannels', env: 'MAX_CHANNELS', default: 8, parse: integer(1, 64),
+    help: 'audio channels per stream' },
+  { key: 'maxFrameBytes', env: 'MAX_FRAME_BYTES', default: 1 << 20, parse: integer(1024, 64 << 20),
+    help: 'largest WebSocket message accepted; larger ones close the connection with 1009' },
+  { key: 'maxBacklogSeconds', env: 'MAX_BACKLOG_SECONDS', default: 30, parse: decimal(0.5, 3600),
+    help: 'audio a stream may have waiting for processing before it gets a BACKLOG error and is closed' },
+  { key: 'idleTimeoutSeconds', env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: integer(0, 3600),
+    help: 'close a WebSocket silent for this long (0: never)' },
+  { key: 'degradedWindowSeconds', env: 'DEGRADED_WINDOW_SECONDS', default: 300, parse: decimal(0, 86_400),
+    help: 'health reads "degraded" for this long after a panic' },
+];
+
+function flagOf(setting: { env: string }): string {
+  return '--' + setting.env.toLowerCase().replaceAll('_', '-');
+}
+
+export function helpText(): string {
+  const lines = ['Usage: npm start -- [--flag value ...]', '', 'Every flag has an environment variable; flags win.', ''];
+  for (const s of SETTINGS) {
+    const def = typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default);
+    lines.push(`  ${flagOf(s).padEnd(26)} ${s.env.padEnd(24)} ${s.help} (default: ${def})`);
+  }
+  return lines.join('\n');
+}
+
+/** Reads settings from `env` and `argv` (flags after the script name). Throws ConfigError. */
+export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Config {
+  const fromFlags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const setting = SETTINGS.find((s) => flagOf(s) === flag);
+    if (!setting) throw new ConfigError(`unknown argument ${arg}; see --help`);
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new ConfigError(`${flag} needs a value`);
+    fromFlags.set(setting.env, value);
+  }
+  const config: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const raw = fromFlags.get(s.env) ?? env[s.env];
+    if (raw === undefined) {
+      config[s.key] = s.default;
+      continue;
+    }
+    try {
+      config[s.key] = s.parse(raw);
+    } catch (e) {
+      throw new ConfigError(`${s.env} (${flagOf(s)}) ${(e as Error).message}; got ${JSON.stringify(raw)}`);
+    }
+  }
+  return config as unknown as Config;
+}
+
+export function settingsTable(): { env: string; flag: string; default: string; help: string }[] {
+  return SETTINGS.map((s) => ({
+    env: s.env,
+    flag: flagOf(s),
+    default: typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default),
+    help: s.help,
+  }));
+}

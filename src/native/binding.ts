@@ -1,0 +1,136 @@
+// The one door to native code: loads this project's addon and uWebSockets.js' binary, and
+// declares their typed surface. Nothing else in the project loads a `.node` file.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type * as UwsTypes from 'uWebSockets.js';
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), findRootFrom());
+
+// src/native/ when run from sources, dist/src/native/ when compiled.
+function findRootFrom(): string {
+  return import.meta.url.includes('/dist/') ? '../../..' : '../..';
+}
+
+export const SUBSYSTEMS = ['api_routing', 'client', 'audio_decoding', 'vad', 'inference', 'metrics'] as const;
+export type Subsystem = (typeof SUBSYSTEMS)[number];
+
+/** Codes carried by errors that cross the native boundary. */
+export type NativeErrorCode =
+  | 'NATIVE_PANIC' // an unexpected exception in a job: a bug, counted in task_panic_total
+  | 'MODEL_FAILURE' // the model reported a failure for this input
+  | 'INVALID_FORMAT'
+  | 'INVALID_ARGUMENT'
+  | 'UNKNOWN_MODEL'
+  | 'BUSY' // a second job on a stream that has one in flight
+  | 'CLOSED';
+
+export interface NativeError extends Error {
+  code: NativeErrorCode;
+  /** The subsystem whose job failed, for errors from the executor. */
+  task?: Subsystem;
+}
+
+export function isNativeError(e: unknown): e is NativeError {
+  return e instanceof Error && typeof (e as { code?: unknown }).code === 'string';
+}
+
+/** Every resolved job result carries the time it waited for and ran on a threadpool worker. */
+export interface JobTiming {
+  waitSeconds: number;
+  runSeconds: number;
+}
+
+export interface NativeFormat {
+  encoding: 'pcm' | 'mulaw' | 'alaw';
+  channels: number;
+  sampleRate: number;
+  bitDepth: number;
+  isFloat: boolean;
+}
+
+export interface AudioChunk extends JobTiming {
+  /** 16 kHz mono samples per channel. */
+  channels: Float32Array[];
+  inputBytes: number;
+  inputSeconds: number;
+  /** Bytes of an incomplete trailing frame dropped by flush(). */
+  discardedBytes: number;
+}
+
+export interface NativeTask {
+  /** Records one poll of a task that runs in JS (see src/tasks.ts). */
+  recordPoll(delaySeconds: number, runSeconds: number, outcome: 'ok' | 'failed' | 'panicked'): void;
+  /** Counts a panic in JS code that handled this task's results. */
+  recordPanic(): void;
+  close(): void;
+}
+
+export interface NativeAudioStream {
+  /** The bytes are borrowed until the promise settles: do not reuse them before. */
+  push(bytes: Uint8Array): Promise<AudioChunk>;
+  flush(): Promise<AudioChunk>;
+  close(): void;
+}
+
+export interface StubOptions {
+  delay_ms: number;
+  constant_factor: number;
+  jitter: number;
+  failure_rate: number;
+  panic_rate: number;
+  warmup_penalty_ms: number;
+  seed: number;
+}
+
+export type ModelSpec = { kind: 'stub'; stub: StubOptions };
+
+export interface ModelOutput extends JobTiming {
+  count?: number;
+  text?: string;
+}
+
+export interface NativeModel {
+  /** `samples` (16 kHz) are borrowed until the promise settles. */
+  run(task: NativeTask, samples: Float32Array): Promise<ModelOutput>;
+}
+
+export interface TaskFieldInfo {
+  field: string;
+  kind: 'counter' | 'gauge';
+  name: string;
+  help: string;
+}
+
+export interface NativeSnapshot {
+  /** subsystems × fields, row-major, in the order of taskMetricSchema(). */
+  task: Float64Array;
+  jobsQueued: number;
+  jobsRunning: number;
+  workerBusySeconds: Float64Array;
+}
+
+export interface Addon {
+  Task: new (subsystem: Subsystem) => NativeTask;
+  AudioStream: new (format: NativeFormat) => NativeAudioStream;
+  loadModel(task: NativeTask, spec: ModelSpec): Promise<NativeModel>;
+  probeOrt(task: NativeTask): Promise<string>;
+  taskMetricSchema(): { subsystems: Subsystem[]; fields: TaskFieldInfo[] };
+  snapshot(): NativeSnapshot;
+}
+
+export const addon: Addon = require(path.join(root, 'build/Release/speech_native.node')) as Addon;
+
+// uWebSockets.js' package silently falls back to a slow pure-JS server when its binary does not
+// load. Load the binary ourselves and fail loudly instead.
+function loadUws(): typeof UwsTypes {
+  const file = `uWebSockets.js/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
+  const uws = require(file) as typeof UwsTypes;
+  if (typeof uws.SSLApp !== 'function' || typeof uws.App !== 'function') {
+    throw new Error(`${file} is not the native uWebSockets.js build`);
+  }
+  return uws;
+}
+
+export const uws = loadUws();

@@ -1,0 +1,122 @@
+// One channel's model runner: windows of 16 kHz audio in, segment events out, in order.
+// At most one model job per channel is in flight; the rest wait in a queue bounded by seconds of
+// audio, beyond which the stream is failed with BACKLOG (see Session).
+import type { NativeModel } from '../native/binding.js';
+import type { Metrics } from '../metrics/registry.js';
+import type { ServerEvent } from '../protocol.js';
+import { Task, TaskFailure, settle } from '../tasks.js';
+
+export const SAMPLE_RATE = 16_000;
+
+export interface Window {
+  samples: Float32Array;
+  /** Stream time of the first and one past the last sample, in samples at 16 kHz. */
+  start: number;
+  end: number;
+  isFinal?: boolean;
+}
+
+export class ModelChannel {
+  private readonly task = new Task('inference');
+  private readonly queue: Window[] = [];
+  private queuedSamples = 0;
+  private inFlight = false;
+  private aborted = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly model: NativeModel,
+    private readonly channel: number,
+    private readonly emit: (event: ServerEvent) => void,
+    private readonly metrics: Metrics,
+    private readonly maxBacklogSamples: number,
+  ) {}
+
+  /** Seconds of audio waiting for the model. */
+  backlogSeconds(): number {
+    return this.queuedSamples / SAMPLE_RATE;
+  }
+
+  enqueue(window: Window): void {
+    if (this.aborted) return;
+    if (this.queuedSamples + window.samples.length > this.maxBacklogSamples) {
+      throw new TaskFailure('BACKLOG', `channel ${this.channel}: more than ${this.maxBacklogSamples / SAMPLE_RATE} s of audio is waiting for the model`, false);
+    }
+    this.queue.push(window);
+    this.queuedSamples += window.samples.length;
+    this.pump();
+  }
+
+  /** Resolves once every queued window has produced its event. */
+  drained(): Promise<void> {
+    if (!this.inFlight && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Drops queued work; a job in flight finishes but its result is discarded. */
+  abort(): void {
+    this.aborted = true;
+    this.queue.length = 0;
+    this.queuedSamples = 0;
+    this.task.close();
+    this.wakeIdle();
+  }
+
+  close(): void {
+    this.task.close();
+  }
+
+  private pump(): void {
+    if (this.inFlight || this.aborted) return;
+    const window = this.queue.shift();
+    if (!window) {
+      this.wakeIdle();
+      return;
+    }
+    this.queuedSamples -= window.samples.length;
+    this.inFlight = true;
+    const media = window.samples.length / SAMPLE_RATE;
+    const record = this.metrics.stage('model_inference', media);
+    const done = (): void => {
+      record[Symbol.dispose]();
+      this.inFlight = false;
+      this.pump();
+    };
+    settle(this.task, this.model.run(this.task.native, window.samples),
+      (out) => {
+        record.ran(out.runSeconds);
+        if (!this.aborted) {
+          const event: ServerEvent = {
+            type: 'segment',
+            channel: this.channel,
+            start_time: window.start / SAMPLE_RATE,
+            end_time: window.end / SAMPLE_RATE,
+          };
+          if (window.isFinal !== undefined) event.is_final = window.isFinal;
+          if (out.count !== undefined) event.count = out.count;
+          if (out.text !== undefined) event.text = out.text;
+          this.emit(event);
+        }
+        done();
+      },
+      (failure) => {
+        if (!this.aborted) {
+          const span = `${(window.start / SAMPLE_RATE).toFixed(3)}-${(window.end / SAMPLE_RATE).toFixed(3)} s`;
+          this.emit({
+            type: 'error',
+            channel: this.channel,
+            code: failure.code === 'MODEL_FAILURE' ? 'MODEL_FAILURE' : failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL',
+            message: `the model failed on ${span}: ${failure.message}`,
+          });
+        }
+        done();
+      });
+  }
+
+  private wakeIdle(): void {
+    if (this.inFlight && !this.aborted) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

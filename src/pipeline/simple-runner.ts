@@ -1,0 +1,102 @@
+// /api/v1/simple: each channel's 16 kHz audio is cut into fixed windows, each window goes to the
+// model, and one segment per window comes back, in order per channel; the last, partial window
+// is sent at stop.
+import type { NativeFormat, NativeModel } from '../native/binding.js';
+import type { Metrics } from '../metrics/registry.js';
+import type { ServerEvent } from '../protocol.js';
+import type { TaskFailure } from '../tasks.js';
+import { AudioFrontEnd } from './audio-front-end.js';
+import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import type { Runner } from './runner.js';
+
+/** Collects a channel's samples into windows of a fixed length. */
+class Windower {
+  private buffer: Float32Array;
+  private filled = 0;
+  private start = 0; // stream position of buffer[0], in samples
+
+  constructor(
+    private readonly size: number,
+    private readonly out: ModelChannel,
+  ) {
+    this.buffer = new Float32Array(size);
+  }
+
+  append(samples: Float32Array): void {
+    let offset = 0;
+    while (offset < samples.length) {
+      const take = Math.min(this.size - this.filled, samples.length - offset);
+      this.buffer.set(samples.subarray(offset, offset + take), this.filled);
+      this.filled += take;
+      offset += take;
+      if (this.filled === this.size) this.emit();
+    }
+  }
+
+  /** Emits the partial window, if any. */
+  flush(): void {
+    if (this.filled > 0) this.emit();
+  }
+
+  private emit(): void {
+    const samples = this.filled === this.size ? this.buffer : this.buffer.slice(0, this.filled);
+    const end = this.start + this.filled;
+    this.out.enqueue({ samples, start: this.start, end });
+    this.start = end;
+    this.buffer = new Float32Array(this.size);
+    this.filled = 0;
+  }
+}
+
+export interface SimpleRunnerOptions {
+  format: NativeFormat;
+  model: NativeModel;
+  windowSeconds: number;
+  maxBacklogSeconds: number;
+  metrics: Metrics;
+  emit: (event: ServerEvent) => void;
+  fail: (failure: TaskFailure) => void;
+}
+
+export class SimpleRunner implements Runner {
+  private readonly frontEnd: AudioFrontEnd;
+  private readonly channels: ModelChannel[] = [];
+  private readonly windowers: Windower[] = [];
+
+  constructor(options: SimpleRunnerOptions) {
+    const { format, model, windowSeconds, maxBacklogSeconds, metrics, emit, fail } = options;
+    const windowSamples = Math.max(1, Math.round(windowSeconds * SAMPLE_RATE));
+    // A backlog bound smaller than one window would refuse every window.
+    const maxModelBacklog = Math.max(maxBacklogSeconds * SAMPLE_RATE, 2 * windowSamples);
+    for (let c = 0; c < format.channels; c++) {
+      const channel = new ModelChannel(model, c, emit, metrics, maxModelBacklog);
+      this.channels.push(channel);
+      this.windowers.push(new Windower(windowSamples, channel));
+    }
+    this.frontEnd = new AudioFrontEnd(format, {
+      audio: (chunks) => chunks.forEach((samples, c) => this.windowers[c]?.append(samples)),
+      fail,
+    }, metrics, maxBacklogSeconds);
+  }
+
+  push(bytes: Uint8Array): void {
+    this.frontEnd.push(bytes);
+  }
+
+  async finish(): Promise<void> {
+    await this.frontEnd.finish();
+    for (const w of this.windowers) w.flush();
+    await Promise.all(this.channels.map((c) => c.drained()));
+    this.close();
+  }
+
+  abort(): void {
+    this.frontEnd.close();
+    for (const c of this.channels) c.abort();
+  }
+
+  private close(): void {
+    this.frontEnd.close();
+    for (const c of this.channels) c.close();
+  }
+}

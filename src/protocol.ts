@@ -1,0 +1,134 @@
+// The wire protocol (compatible with the brief's template): client requests, server events,
+// and the error codes every `error` event and metric uses.
+import type { NativeFormat } from './native/binding.js';
+
+/** Why a request or stream failed; `code` on error events, `kind` on errors_total. */
+export const ERROR_CODES = {
+  BAD_JSON: 'a text frame that is not valid JSON',
+  BAD_MESSAGE: 'JSON that is not a valid request (not an object, missing or mistyped fields)',
+  UNKNOWN_REQUEST: 'a "request" other than start or stop',
+  INVALID_FORMAT: 'a start whose format cannot be decoded',
+  NOT_STARTED: 'audio or stop before start',
+  BACKLOG: 'the stream fell too far behind real time and was closed',
+  MODEL_FAILURE: 'the model failed on one segment; the stream goes on',
+  NATIVE_PANIC: 'an internal error in native code on one segment; the stream goes on',
+  INTERNAL: 'an internal error in the server',
+} as const;
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface StartRequest {
+  request: 'start';
+  format: NativeFormat;
+  interimResults: boolean;
+  traceId: string | null;
+}
+
+export interface StopRequest {
+  request: 'stop';
+  disconnect: boolean;
+}
+
+export type ClientRequest = StartRequest | StopRequest;
+
+export type ServerEvent =
+  | { type: 'active' | 'inactive'; channel: number; time: number }
+  | {
+      type: 'segment';
+      channel: number;
+      start_time: number;
+      end_time: number;
+      is_final?: boolean;
+      count?: number;
+      text?: string;
+    }
+  | { type: 'error'; channel: number; code: ErrorCode; message: string };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function field<T>(obj: Record<string, unknown>, name: string, type: string, fallback?: T): T {
+  const v = obj[name];
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new ProtocolError('BAD_MESSAGE', `"${name}" is required`);
+  }
+  if (typeof v !== type) throw new ProtocolError('BAD_MESSAGE', `"${name}" must be a ${type}`);
+  return v as T;
+}
+
+/** Checks a start message's format against what the decoder supports and the server allows. */
+export function parseFormat(v: unknown, maxChannels: number): NativeFormat {
+  if (!isObject(v)) throw new ProtocolError('BAD_MESSAGE', '"format" must be an object');
+  const encoding = field<string>(v, 'encoding', 'string', 'pcm');
+  const channels = field<number>(v, 'channels', 'number');
+  const sampleRate = field<number>(v, 'sample_rate', 'number');
+  const isFloat = field<boolean>(v, 'is_float', 'boolean', false);
+  const bitDepth = field<number>(v, 'bit_depth', 'number', encoding === 'pcm' ? undefined : 8);
+  const bad = (message: string): never => {
+    throw new ProtocolError('INVALID_FORMAT', message);
+  };
+  if (encoding !== 'pcm' && encoding !== 'mulaw' && encoding !== 'alaw') {
+    bad(`format.encoding must be one of pcm, mulaw, alaw; got ${JSON.stringify(encoding)}`);
+  }
+  if (!Number.isInteger(channels) || channels < 1 || channels > maxChannels) {
+    bad(`format.channels must be an integer from 1 to ${maxChannels}; got ${channels}`);
+  }
+  if (!Number.isInteger(sampleRate) || sampleRate < 8000 || sampleRate > 192_000) {
+    bad(`format.sample_rate must be an integer from 8000 to 192000; got ${sampleRate}`);
+  }
+  if (encoding === 'pcm') {
+    const allowed = isFloat ? [32, 64] : [8, 16, 24, 32];
+    if (!allowed.includes(bitDepth)) {
+      bad(`format.bit_depth must be one of ${allowed.join(', ')} for ${isFloat ? 'float' : 'integer'} PCM; got ${bitDepth}`);
+    }
+  } else if (bitDepth !== 8 || isFloat) {
+    bad(`format.bit_depth must be 8 and is_float false for ${encoding}; got ${bitDepth}${isFloat ? ' float' : ''}`);
+  }
+  return { encoding: encoding as NativeFormat['encoding'], channels, sampleRate, bitDepth, isFloat };
+}
+
+/** Parses one text frame. Throws ProtocolError with the code to report. */
+export function parseRequest(text: string, maxChannels: number): ClientRequest {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch (e) {
+    throw new ProtocolError('BAD_JSON', `malformed JSON: ${(e as Error).message}`);
+  }
+  if (!isObject(msg)) throw new ProtocolError('BAD_MESSAGE', 'a request must be a JSON object');
+  const request = msg['request'];
+  if (typeof request !== 'string') throw new ProtocolError('BAD_MESSAGE', '"request" must be a string');
+  switch (request) {
+    case 'start': {
+      const traceId = msg['trace_id'];
+      if (traceId !== undefined && traceId !== null && typeof traceId !== 'string') {
+        throw new ProtocolError('BAD_MESSAGE', '"trace_id" must be a string or null');
+      }
+      return {
+        request,
+        format: parseFormat(msg['format'], maxChannels),
+        interimResults: field<boolean>(msg, 'interim_results', 'boolean', false),
+        traceId: traceId ?? null,
+      };
+    }
+    case 'stop':
+      return { request, disconnect: field<boolean>(msg, 'disconnect', 'boolean', false) };
+    default:
+      throw new ProtocolError('UNKNOWN_REQUEST', `unknown request ${JSON.stringify(request).slice(0, 64)}; expected start or stop`);
+  }
+}
+
+/** Bytes of one interleaved frame (all channels, one sample each). */
+export function frameBytes(format: NativeFormat): number {
+  return (format.bitDepth / 8) * format.channels;
+}

@@ -1,0 +1,171 @@
+// The uWebSockets.js app: WebSocket routes, health, metrics. Routing, JSON and byte copies only:
+// everything heavier runs natively on the threadpool.
+import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { Metrics } from './metrics/registry.js';
+import { addon, uws, type NativeModel } from './native/binding.js';
+import { Session, type Route } from './session.js';
+import { Task, lastPanicAt, spawn } from './tasks.js';
+
+interface Connection {
+  session: Session | undefined;
+  task: Task;
+  closed: boolean;
+}
+
+export interface Server {
+  readonly port: number;
+  readonly metrics: Metrics;
+  /** Stops listening and closes every connection. */
+  close(): void;
+}
+
+const ROUTES: Record<Route, string> = { simple: '/api/v1/simple' };
+const GOING_AWAY = 1001;
+
+export async function startServer(config: Config, log: Logger): Promise<Server> {
+  const metrics = new Metrics(config.threads);
+  const loader = new Task('inference');
+  const started = performance.now();
+  const [onnxruntime, model] = await Promise.all([
+    addon.probeOrt(loader.native),
+    loadModel(config, loader),
+  ]).finally(() => loader.close());
+  log.info('model loaded', { model: config.model, onnxruntime, load_ms: Math.round(performance.now() - started) });
+
+  const routing = new Task('api_routing');
+  const sockets = new Set<WebSocket<Connection>>();
+  let connections = 0;
+  let listenSocket: us_listen_socket | false = false;
+  let draining = false;
+
+  const app: TemplatedApp = uws.App();
+  for (const [route, path] of Object.entries(ROUTES) as [Route, string][]) {
+    app.ws<Connection>(path, {
+      maxPayloadLength: config.maxFrameBytes,
+      idleTimeout: config.idleTimeoutSeconds,
+      maxBackpressure: 16 << 20,
+      upgrade: (res, req, context) => routing.poll(() => {
+        if (draining || connections >= config.maxConnections) {
+          const reason = draining ? 'draining' : 'max_connections';
+          metrics.connectionsRefused.inc({ reason });
+          res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1')
+            .end(JSON.stringify({ error: draining ? 'the server is shutting down' : `the server is at its limit of ${config.maxConnections} connections` }));
+          return;
+        }
+        connections++;
+        res.upgrade<Connection>(
+          { session: undefined, task: new Task('client'), closed: false },
+          req.getHeader('sec-websocket-key'),
+          req.getHeader('sec-websocket-protocol'),
+          req.getHeader('sec-websocket-extensions'),
+          context,
+        );
+      }),
+      open: (ws) => {
+        const conn = ws.getUserData();
+        sockets.add(ws);
+        metrics.connectionsTotal.inc();
+        metrics.connectionsActive.inc();
+        conn.session = new Session({
+          send: (event) => {
+            if (!conn.closed) ws.send(JSON.stringify(event), false);
+          },
+          end: (code, reason) => {
+            if (!conn.closed) ws.end(code, reason);
+          },
+        }, { route, config, model, metrics, log });
+      },
+      message: (ws, message, isBinary) => {
+        const conn = ws.getUserData();
+        // The ArrayBuffer is only valid during this callback: copy before anything is queued.
+        conn.task.poll(() => {
+          if (isBinary) conn.session?.onBinary(new Uint8Array(message.slice(0)));
+          else conn.session?.onText(Buffer.from(message).toString('utf8'));
+        });
+      },
+      close: (ws) => {
+        const conn = ws.getUserData();
+        conn.closed = true;
+        connections--;
+        sockets.delete(ws);
+        metrics.connectionsActive.dec();
+        conn.session?.onClose();
+        conn.task.close();
+      },
+    });
+  }
+
+  app.get('/api/v1/health', (res) => routing.poll(() => {
+    const panics = metrics.native.panicsNow();
+    const panicAt = lastPanicAt();
+    const degraded = panics > 0 && panicAt !== undefined &&
+      performance.now() - panicAt < config.degradedWindowSeconds * 1000;
+    const ready = !draining;
+    const body = {
+      status: degraded ? 'degraded' : 'healthy',
+      ready,
+      draining,
+      connections,
+      streams: metrics.liveStreams,
+      panics,
+      model: config.model,
+      onnxruntime,
+      uptime_seconds: Math.round(process.uptime()),
+    };
+    res.writeStatus(ready ? '200 OK' : '503 Service Unavailable')
+      .writeHeader('Content-Type', 'application/json')
+      .end(JSON.stringify(body));
+  }));
+
+  app.get('/metrics', (res) => {
+    let aborted = false;
+    res.onAborted(() => { aborted = true; });
+    spawn('metrics', async () => {
+      const text = await metrics.scrape();
+      if (aborted) return;
+      res.cork(() => {
+        res.writeStatus('200 OK').writeHeader('Content-Type', metrics.registry.contentType).end(text);
+      });
+    }, (failure) => {
+      log.error('scrape failed', { error: failure.message });
+      if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').end(failure.message));
+    });
+  });
+
+  app.any('/*', (res, req) => routing.poll(() => {
+    notFound(res, req.getMethod(), req.getUrl());
+  }));
+
+  const socket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (s) => {
+      if (s) resolve(s);
+      else reject(new Error(`cannot listen on ${config.host}:${config.port}`));
+    });
+  });
+  listenSocket = socket;
+  // The listen socket is a socket: its local port is the one the OS picked for PORT=0.
+  const port = uws.us_socket_local_port(socket);
+
+  return {
+    port,
+    metrics,
+    close() {
+      draining = true;
+      if (listenSocket) uws.us_listen_socket_close(listenSocket);
+      listenSocket = false;
+      for (const ws of [...sockets]) ws.end(GOING_AWAY, 'server shutting down');
+      routing.close();
+    },
+  };
+}
+
+function notFound(res: HttpResponse, method: string, url: string): void {
+  res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json')
+    .end(JSON.stringify({ error: `no route for ${method.toUpperCase()} ${url}` }));
+}
+
+async function loadModel(config: Config, task: Task): Promise<NativeModel> {
+  return addon.loadModel(task.native, { kind: 'stub', stub: config.stub });
+}

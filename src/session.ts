@@ -1,0 +1,182 @@
+// One WebSocket connection: start -> streaming -> stop/restart -> closed. Client messages are
+// handled strictly in arrival order through a bounded mailbox, so audio sent after a `stop` or a
+// restarting `start` always belongs to the stream that follows it.
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics/registry.js';
+import type { NativeModel } from './native/binding.js';
+import type { Runner } from './pipeline/runner.js';
+import { SimpleRunner } from './pipeline/simple-runner.js';
+import { ProtocolError, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
+import { toTaskFailure, type TaskFailure } from './tasks.js';
+
+export type Route = 'simple';
+
+/** The socket as the session sees it. */
+export interface ClientSink {
+  send(event: ServerEvent): void;
+  /** Closes the connection after what was sent so far. */
+  end(code: number, reason: string): void;
+}
+
+// Close codes (RFC 6455): 1000 normal, 1008 policy (the client broke the protocol's limits),
+// 1011 internal error, 1013 try again later.
+export const CLOSE_NORMAL = 1000;
+export const CLOSE_POLICY = 1008;
+export const CLOSE_INTERNAL = 1011;
+
+// Messages waiting behind a stop's flush; beyond this the client is flooding.
+const MAX_MAILBOX = 4096;
+
+export interface SessionDeps {
+  route: Route;
+  config: Config;
+  model: NativeModel;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export class Session {
+  private runner: Runner | undefined;
+  private stream: { bytesPerSecond: number; log: Logger } | undefined;
+  private mailbox: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private closed = false;
+
+  constructor(
+    private readonly sink: ClientSink,
+    private readonly deps: SessionDeps,
+  ) {}
+
+  onText(text: string): void {
+    this.post(() => this.handleText(text));
+  }
+
+  /** `bytes` must be the session's own copy. */
+  onBinary(bytes: Uint8Array): void {
+    this.post(() => this.handleAudio(bytes));
+  }
+
+  /** The connection is gone (either side closed it). */
+  onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.endStream(true);
+  }
+
+  private post(op: () => void | Promise<void>): void {
+    if (this.closed) return;
+    if (++this.queued > MAX_MAILBOX) {
+      this.fatal('BACKLOG', `more than ${MAX_MAILBOX} messages are waiting to be handled`, CLOSE_POLICY);
+      return;
+    }
+    this.mailbox = this.mailbox.then(async () => {
+      this.queued--;
+      if (this.closed) return;
+      try {
+        await op();
+      } catch (e) {
+        this.onFailure(toTaskFailure(e));
+      }
+    });
+  }
+
+  private async handleText(text: string): Promise<void> {
+    let request;
+    try {
+      request = parseRequest(text, this.deps.config.maxChannels);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      this.error(e.code, e.message);
+      return;
+    }
+    if (request.request === 'start') {
+      if (this.runner) await this.finishStream();
+      if (!this.closed) this.startStream(request);
+      return;
+    }
+    if (this.runner) {
+      await this.finishStream();
+    } else if (!request.disconnect) {
+      this.error('NOT_STARTED', 'stop before start: there is no stream to stop');
+      return;
+    }
+    if (request.disconnect && !this.closed) this.sink.end(CLOSE_NORMAL, 'stopped');
+  }
+
+  private handleAudio(bytes: Uint8Array): void {
+    if (!this.runner || !this.stream) {
+      this.error('NOT_STARTED', 'audio before start: send {"request":"start",...} first');
+      return;
+    }
+    this.deps.metrics.audioReceived.inc(bytes.length / this.stream.bytesPerSecond);
+    this.runner.push(bytes);
+  }
+
+  private startStream(request: StartRequest): void {
+    const { config, model, metrics, log, route } = this.deps;
+    const format = request.format;
+    const fail = (failure: TaskFailure): void => this.onFailure(failure);
+    this.runner = new SimpleRunner({
+      format, model, metrics, fail,
+      windowSeconds: config.simpleWindowSeconds,
+      maxBacklogSeconds: config.maxBacklogSeconds,
+      emit: (event) => this.send(event),
+    });
+    this.stream = {
+      bytesPerSecond: format.sampleRate * format.channels * (format.bitDepth / 8),
+      log: request.traceId ? log.child({ trace_id: request.traceId }) : log,
+    };
+    metrics.streamStarted(route);
+    this.stream.log.debug('stream started', { route, format });
+  }
+
+  private async finishStream(): Promise<void> {
+    const runner = this.runner;
+    if (!runner) return;
+    try {
+      await runner.finish();
+    } finally {
+      this.endStream(false);
+    }
+  }
+
+  /** Forgets the current stream; `abort` drops its pending work. */
+  private endStream(abort: boolean): void {
+    if (!this.runner) return;
+    if (abort) this.runner.abort();
+    this.runner = undefined;
+    this.stream?.log.debug('stream ended', { aborted: abort });
+    this.stream = undefined;
+    this.deps.metrics.streamEnded(this.deps.route);
+  }
+
+  private onFailure(failure: TaskFailure): void {
+    if (this.closed) return;
+    if (failure.code === 'BACKLOG') {
+      this.fatal('BACKLOG', failure.message, CLOSE_POLICY);
+    } else {
+      this.deps.log.error('stream failed', { code: failure.code, error: failure.message });
+      this.fatal(failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL', failure.message, CLOSE_INTERNAL);
+    }
+  }
+
+  /** Reports the error, drops the stream and closes the connection. */
+  private fatal(code: ErrorCode, message: string, closeCode: number): void {
+    this.error(code, message);
+    this.closed = true;
+    this.endStream(true);
+    this.sink.end(closeCode, code);
+  }
+
+  private error(code: ErrorCode, message: string): void {
+    this.send({ type: 'error', channel: 0, code, message });
+  }
+
+  private send(event: ServerEvent): void {
+    if (this.closed) return;
+    if (event.type === 'error') this.deps.metrics.countError(event.code);
+    this.deps.metrics.eventsSent.inc({ type: event.type });
+    this.sink.send(event);
+  }
+}

@@ -1,0 +1,106 @@
+// JS-side tasks, counted exactly like native ones (native/task_metrics.h defines each field).
+// Every asynchronous piece of JS work starts here; the lint config forbids the bypasses
+// (bare timers, queueMicrotask, un-awaited native calls outside the runners).
+import { addon, isNativeError, type NativeTask, type Subsystem } from './native/binding.js';
+
+/** A long-lived JS task: a client connection, a scrape, a channel's model runner. */
+export class Task implements Disposable {
+  readonly native: NativeTask;
+  private closed = false;
+
+  constructor(readonly subsystem: Subsystem) {
+    this.native = new addon.Task(subsystem);
+  }
+
+  /** Runs one synchronous poll of this task and records it; exceptions count as panics. */
+  poll<T>(fn: () => T, delaySeconds = 0): T {
+    const start = performance.now();
+    try {
+      const result = fn();
+      this.native.recordPoll(delaySeconds, (performance.now() - start) / 1000, 'ok');
+      return result;
+    } catch (e) {
+      this.native.recordPoll(delaySeconds, (performance.now() - start) / 1000, jsOutcome(e));
+      throw e;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.native.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+// A native error was already counted by the executor, in its own subsystem, and a TaskFailure is
+// a typed failure: the JS task that met either merely failed. Only untyped exceptions born in JS
+// are JS panics, so no panic is counted twice.
+function jsOutcome(e: unknown): 'failed' | 'panicked' {
+  return isNativeError(e) || e instanceof TaskFailure ? 'failed' : 'panicked';
+}
+
+/** What a failed task reports: a stable code and a human-readable message. */
+export class TaskFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly panicked: boolean,
+  ) {
+    super(message);
+  }
+}
+
+let lastPanic: number | undefined;
+
+/** performance.now() of the most recent panic seen anywhere, for the health route. */
+export function lastPanicAt(): number | undefined {
+  return lastPanic;
+}
+
+export function toTaskFailure(e: unknown): TaskFailure {
+  const failure =
+    e instanceof TaskFailure ? e
+    : isNativeError(e) ? new TaskFailure(e.code, e.message, e.code === 'NATIVE_PANIC')
+    : new TaskFailure('INTERNAL', e instanceof Error ? e.message : String(e), true);
+  if (failure.panicked) lastPanic = performance.now();
+  return failure;
+}
+
+/**
+ * Starts `fn` as a one-shot task of `subsystem` and never lets it reject unobserved: a failure
+ * is recorded (as a panic unless it is a typed native failure) and handed to `onError`.
+ */
+export function spawn(subsystem: Subsystem, fn: () => Promise<void>, onError: (f: TaskFailure) => void): void {
+  const task = new Task(subsystem);
+  const queued = performance.now();
+  // eslint-disable-next-line @typescript-eslint/no-floating-promises -- the one sanctioned spawn
+  Promise.resolve()
+    .then(() => {
+      const start = performance.now();
+      return fn().then(
+        () => task.native.recordPoll((start - queued) / 1000, (performance.now() - start) / 1000, 'ok'),
+        (e: unknown) => {
+          task.native.recordPoll((start - queued) / 1000, (performance.now() - start) / 1000, jsOutcome(e));
+          onError(toTaskFailure(e));
+        },
+      );
+    })
+    .finally(() => task.close());
+}
+
+/**
+ * Consumes a native job's promise on behalf of `task` without awaiting it: exactly one handler
+ * runs. A handler that throws is a JS panic of the task, counted and logged, never an unhandled
+ * rejection. This and `spawn` are the only places a promise may be left un-awaited.
+ */
+export function settle<T>(task: Task, promise: Promise<T>, onOk: (value: T) => void, onError: (failure: TaskFailure) => void): void {
+  promise.then(onOk, (e: unknown) => onError(toTaskFailure(e))).catch((e: unknown) => {
+    task.native.recordPanic();
+    toTaskFailure(e);
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'panic in a result handler', task: task.subsystem, error: String((e as Error)?.stack ?? e) })}\n`);
+  });
+}

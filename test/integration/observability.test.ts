@@ -1,0 +1,86 @@
+// /api/v1/health and /metrics: real JSON, a real promtool lint, counters that move with work.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { Client, streamFile } from '../helpers/client.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+import { readWav, startMessage } from '../helpers/wav.js';
+
+const run = promisify(execFile);
+let server: TestServer;
+before(async () => { server = await startServer({ MODEL: 'stub' }); });
+after(async () => { await server.stop(); });
+
+async function scrape(): Promise<Map<string, number>> {
+  const res = await fetch(server.http('/metrics'));
+  assert.equal(res.status, 200);
+  const samples = new Map<string, number>();
+  for (const line of (await res.text()).split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const cut = line.lastIndexOf(' ');
+    samples.set(line.slice(0, cut), Number(line.slice(cut + 1)));
+  }
+  return samples;
+}
+
+describe('health', () => {
+  it('answers 200 with status, readiness, live counts and the ONNX Runtime version', async () => {
+    const res = await fetch(server.http('/api/v1/health'));
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /application\/json/);
+    const body = (await res.json()) as Record<string, unknown>;
+    assert.equal(body['status'], 'healthy');
+    assert.equal(body['ready'], true);
+    assert.equal(body['panics'], 0);
+    assert.equal(body['streams'], 0);
+    assert.match(body['onnxruntime'] as string, /^1\.\d+/);
+  });
+
+  it('answers unknown paths with 404 and refuses a WebSocket upgrade on /metrics and health', async () => {
+    assert.equal((await fetch(server.http('/nope'))).status, 404);
+    assert.equal((await fetch(server.http('/api/v1/simple'))).status, 404, 'a plain GET on a WebSocket route');
+    for (const route of ['/metrics', '/api/v1/health', '/nope']) {
+      await assert.rejects(Client.connect(server.url(route)), /Unexpected server response: (200|404)/, route);
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('passes promtool check metrics after real streaming, and task counters move with the work', async () => {
+    const before = await scrape();
+    const wav = readWav('two_utterances_48k_mono_f32.wav');
+    await streamFile(server.url('/api/v1/simple'), startMessage(wav), wav.data, 8192);
+    const text = await (await fetch(server.http('/metrics'))).text();
+    const after = await scrape();
+
+    const child = execFile('promtool', ['check', 'metrics']);
+    child.stdin!.end(text);
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(output, '', 'promtool reports nothing');
+    assert.equal(code, 0);
+
+    const moved = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    for (const task of ['audio_decoding', 'inference', 'client', 'api_routing']) {
+      assert.ok(moved(`task_poll_total{task="${task}"}`) > 0, `task_poll_total{task="${task}"} moved`);
+      assert.ok(moved(`task_instrumented_total{task="${task}"}`) > 0 || task === 'api_routing', `task_instrumented_total{task="${task}"} moved`);
+    }
+    assert.ok(moved('task_poll_duration_seconds_total{task="audio_decoding"}') > 0);
+    assert.equal(after.get('task_panic_total{task="inference"}'), 0);
+    assert.ok(after.has('task_panic_total{task="vad"}'), 'every subsystem is exported, idle ones too');
+    assert.ok(moved('streams_total{route="simple"}') === 1);
+    assert.ok(Math.abs(moved('audio_received_seconds_total') - wav.seconds) < 1e-6);
+    assert.ok(moved('rtf_count{pipeline_stage="model_inference"}') >= 3);
+    assert.ok(moved('media_duration_seconds_sum{pipeline_stage="audio_decoding"}') > wav.seconds - 0.01);
+    assert.equal(after.get('threadpool_jobs_running'), 0);
+    assert.ok((after.get('threadpool_size') ?? 0) >= 1);
+  });
+
+  it('promtool is the real one', async () => {
+    const { stdout, stderr } = await run('promtool', ['--version']);
+    assert.match(stdout + stderr, /promtool, version \d+/);
+  });
+});
