@@ -130,7 +130,7 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
   { key: 'maxChannels', env: 'MAX_CHANNELS', default: 8, parse: integer(1, 64),
     help: 'audio channels per stream' },
   { key: 'maxFrameBytes', env: 'MAX_FRAME_BYTES', default: 1 << 20, parse: integer(1024, 64 << 20),
-    help: 'largest WebSocket message accepted; larger ones close the connection with 1009' },
+    help: 'largest WebSocket message accepted; a larger one gets FRAME_TOO_LARGE and close 1009' },
   { key: 'maxBacklogSeconds', env: 'MAX_BACKLOG_SECONDS', default: 30, parse: decimal(0.5, 3600),
     help: 'audio a stream may have waiting for processing before it gets a BACKLOG error and is closed' },
   { key: 'idleTimeoutSeconds', env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: integer(0, 3600),

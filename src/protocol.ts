@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   INVALID_FORMAT: 'a start whose format cannot be decoded',
   NOT_STARTED: 'audio or stop before start',
   BACKLOG: 'the stream fell too far behind real time and was closed',
+  FRAME_TOO_LARGE: 'a message over MAX_FRAME_BYTES; the connection is closed with 1009',
   MODEL_FAILURE: 'the model failed on one segment; the stream goes on',
   NATIVE_PANIC: 'an internal error in native code on one segment; the stream goes on',
   INTERNAL: 'an internal error in the server',

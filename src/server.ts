@@ -43,7 +43,9 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const app: TemplatedApp = uws.App();
   for (const [route, path] of Object.entries(ROUTES) as [Route, string][]) {
     app.ws<Connection>(path, {
-      maxPayloadLength: config.maxFrameBytes,
+      // Frames up to twice the limit are read and refused with an error event and 1009; uWS drops
+      // larger ones itself (1006) from their header, before buffering them.
+      maxPayloadLength: 2 * config.maxFrameBytes,
       idleTimeout: config.idleTimeoutSeconds,
       maxBackpressure: 16 << 20,
       upgrade: (res, req, context) => routing.poll(() => {
@@ -81,7 +83,9 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
         const conn = ws.getUserData();
         // The ArrayBuffer is only valid during this callback: copy before anything is queued.
         conn.task.poll(() => {
-          if (isBinary) conn.session?.onBinary(new Uint8Array(message.slice(0)));
+          if (message.byteLength > config.maxFrameBytes) {
+            conn.session?.onOversized(message.byteLength, config.maxFrameBytes);
+          } else if (isBinary) conn.session?.onBinary(new Uint8Array(message.slice(0)));
           else conn.session?.onText(Buffer.from(message).toString('utf8'));
         });
       },

@@ -20,9 +20,10 @@ export interface ClientSink {
 }
 
 // Close codes (RFC 6455): 1000 normal, 1008 policy (the client broke the protocol's limits),
-// 1011 internal error, 1013 try again later.
+// 1009 message too big, 1011 internal error.
 export const CLOSE_NORMAL = 1000;
 export const CLOSE_POLICY = 1008;
+export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_INTERNAL = 1011;
 
 // Messages waiting behind a stop's flush; beyond this the client is flooding.
@@ -55,6 +56,12 @@ export class Session {
   /** `bytes` must be the session's own copy. */
   onBinary(bytes: Uint8Array): void {
     this.post(() => this.handleAudio(bytes));
+  }
+
+  /** A message over MAX_FRAME_BYTES: refused without reading it, and the connection closed. */
+  onOversized(bytes: number, limit: number): void {
+    if (this.closed) return;
+    this.fatal('FRAME_TOO_LARGE', `a message of ${bytes} bytes is over the limit of ${limit} bytes (MAX_FRAME_BYTES)`, CLOSE_TOO_BIG);
   }
 
   /** The connection is gone (either side closed it). */

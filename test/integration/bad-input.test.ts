@@ -61,3 +61,29 @@ describe('bad input', () => {
       expectError(JSON.stringify({ request: 'start', format }), 'INVALID_FORMAT', new RegExp(field)));
   }
 });
+
+describe('oversized messages', () => {
+  it('a frame over MAX_FRAME_BYTES gets FRAME_TOO_LARGE and close 1009; another stream is unharmed', async () => {
+    const small = await startServer({ MODEL: 'stub', MAX_FRAME_BYTES: '4096', SIMPLE_WINDOW_SECONDS: '1' });
+    try {
+      const healthy = await Client.connect(small.url('/api/v1/simple'));
+      healthy.sendJson(startMessage(wav));
+      for (const [message, what] of [[new Uint8Array(6000), 'binary'], ['x'.repeat(6000), 'text']] as const) {
+        const client = await Client.connect(small.url('/api/v1/simple'));
+        client.sendJson(startMessage(wav));
+        if (typeof message === 'string') client.sendJson(message);
+        else client.ws.send(message, { binary: true });
+        assert.equal(await client.closed, 1009, what);
+        assert.equal(client.events.length, 1);
+        assert.equal(client.events[0]!['code'], 'FRAME_TOO_LARGE');
+        assert.match(client.events[0]!['message'] as string, /6000 bytes .* 4096/);
+      }
+      await healthy.sendAudio(wav.data.subarray(0, 32000), 4000);
+      healthy.sendJson({ request: 'stop', disconnect: true });
+      assert.equal(await healthy.closed, 1000);
+      assert.deepEqual(healthy.events.map((e) => e.type), ['segment']);
+    } finally {
+      await small.stop();
+    }
+  });
+});
