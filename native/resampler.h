@@ -52,8 +52,11 @@ class Resampler {
     std::size_t len = 0;        // valid elements
     std::int64_t base = 0;      // logical input index of buf[0]
     std::int64_t in_count = 0;  // input samples received
-    std::int64_t pos = 0;       // integer input position of the next output
-    std::int64_t phase = 0;     // its fractional position, in units of 1/L
+    // Outputs are computed in groups of 16 consecutive ones (see resampler.cc). pos and phase
+    // locate the first output of the current group, `lane` outputs of which were already emitted.
+    std::int64_t pos = 0;    // integer input position
+    std::int64_t phase = 0;  // fractional position, in units of 1/L
+    int lane = 0;
   };
 
   void Run(const float* in, std::size_t n, std::vector<float>& out);
