@@ -21,8 +21,11 @@ export class Logger {
   warn(msg: string, fields?: LogFields): void { this.log('warn', msg, fields); }
   error(msg: string, fields?: LogFields): void { this.log('error', msg, fields); }
 
-  private log(level: LogLevel, msg: string, fields?: LogFields): void {
-    if (RANK[level] < RANK[this.level]) return;
+  /** Written whatever LOG_LEVEL says: lines that supervisors and tests wait for (`listening`). */
+  announce(msg: string, fields?: LogFields): void { this.log('info', msg, fields, true); }
+
+  private log(level: LogLevel, msg: string, fields?: LogFields, always = false): void {
+    if (!always && RANK[level] < RANK[this.level]) return;
     this.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...this.fields, ...fields }));
   }
 }

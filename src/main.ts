@@ -25,7 +25,7 @@ const { startServer } = await import('./server.js');
 
 try {
   const server = await startServer(config, log);
-  log.info('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads });
+  log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads });
   const shutdown = (signal: string): void => {
     log.info('shutting down', { signal });
     server.close();
