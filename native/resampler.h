@@ -4,6 +4,7 @@
 // windowed-sinc stage for the remaining rational ratio L/M. All filters are linear phase and
 // centred on the output instant, so output sample k is the input signal at time k / 16000 s.
 // Filter banks are designed once per input rate and shared by every stream at that rate.
+// One instance must be used by one thread at a time; distinct instances are independent.
 #pragma once
 
 #include <cstddef>
@@ -21,8 +22,9 @@ class Resampler {
 
   explicit Resampler(int input_rate);  // throws std::invalid_argument outside [8000,192000]
 
-  // Appends the output produced by `n` new input samples to `out`. The output does not depend on
-  // how the input is split into calls.
+  // Appends the output produced by `n` new input samples to `out`. The output is bit-identical
+  // however the input is split into calls (for finite samples; NaN/Inf may spread a few samples
+  // further in one split than another). `in` may be null when n == 0.
   void Process(const float* in, std::size_t n, std::vector<float>& out);
   // End of stream: appends the remaining output so that the total output count over the stream is
   // exactly round(total_input * 16000 / input_rate) (implicit zeros past the end). Then Reset().
