@@ -35,6 +35,12 @@ export default tseslint.config(
     },
   },
   {
+    // Plain JavaScript (the install-time model fetcher): no type information to lint with.
+    files: ['**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: 'readonly' } },
+  },
+  {
     // node:test's describe() and it() return promises the runner itself tracks.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-floating-promises': 'off' },

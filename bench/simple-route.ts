@@ -20,7 +20,7 @@ async function start(script: string): Promise<{ port: number; child: ChildProces
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const port = await new Promise<number>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; port?: number };
         if (entry.msg === 'listening') resolve(entry.port!);

@@ -8,6 +8,7 @@
 #include "stream.h"
 #include "task.h"
 #include "task_metrics.h"
+#include "vad_handle.h"
 
 namespace speech {
 namespace {
@@ -78,11 +79,18 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->task = Napi::Persistent(task);
   data->audio_stream = Napi::Persistent(stream);
   data->model = Napi::Persistent(model);
+  const Napi::Function vad = VadHandle::Define(env);
+  const Napi::Function vad_channel = VadChannelHandle::Define(env);
+  data->vad = Napi::Persistent(vad);
+  data->vad_channel = Napi::Persistent(vad_channel);
   env.SetInstanceData<AddonData>(data.release());  // owned and freed by the environment
   exports.Set("Task", task);
   exports.Set("AudioStream", stream);
   exports.Set("Model", model);
+  exports.Set("Vad", vad);
+  exports.Set("VadChannel", vad_channel);
   exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
+  exports.Set("loadVad", Napi::Function::New<LoadVad>(env, "loadVad"));
   exports.Set("probeOrt", Napi::Function::New<ProbeOrtJs>(env, "probeOrt"));
   exports.Set("taskMetricSchema", Napi::Function::New<TaskMetricSchema>(env, "taskMetricSchema"));
   exports.Set("snapshot", Napi::Function::New<Snapshot>(env, "snapshot"));

@@ -9,6 +9,8 @@ struct AddonData {
   Napi::FunctionReference task;
   Napi::FunctionReference audio_stream;
   Napi::FunctionReference model;
+  Napi::FunctionReference vad;
+  Napi::FunctionReference vad_channel;
 };
 
 inline AddonData& GetAddonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

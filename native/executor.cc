@@ -56,6 +56,7 @@ class TaskWorker final : public Napi::AsyncWorker {
   void OnOK() override {
     const Napi::Env env = Env();
     task_.OnComplete(Clock::now());
+    job_->Settled();
     if (outcome_ == Outcome::kOk) {
       try {
         const Napi::Value result = job_->Result(env);
@@ -104,7 +105,7 @@ class TaskWorker final : public Napi::AsyncWorker {
 }  // namespace
 
 Napi::Promise Submit(Napi::Env env, TaskState& task, Napi::Object owner, std::unique_ptr<Job> job,
-                     std::initializer_list<Napi::Value> pins) {
+                     const std::vector<Napi::Value>& pins) {
   const auto first_poll_of = task.OnSubmit(Clock::now());
   // AsyncWorker deletes itself after OnOK; ownership passes to libuv until then.
   auto worker = std::make_unique<TaskWorker>(env, task, std::move(job), first_poll_of);

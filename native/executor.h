@@ -9,7 +9,7 @@
 
 #include <napi.h>
 
-#include <initializer_list>
+#include <vector>
 #include <memory>
 
 #include "job.h"
@@ -21,6 +21,6 @@ namespace speech {
 // `pins` (borrowed input buffers) stay referenced until the promise settles, so the job may keep
 // raw pointers into them.
 Napi::Promise Submit(Napi::Env env, TaskState& task, Napi::Object owner, std::unique_ptr<Job> job,
-                     std::initializer_list<Napi::Value> pins = {});
+                     const std::vector<Napi::Value>& pins = {});
 
 }  // namespace speech

@@ -27,6 +27,9 @@ class Job {
   virtual void Execute() = 0;
   // Main thread, after Execute returned normally: turn the job's output into a JS value.
   virtual Napi::Value Result(Napi::Env env) = 0;
+  // Main thread, once the job has ended however it ended, before its promise settles: release
+  // what was reserved at submission (e.g. a channel's busy flag).
+  virtual void Settled() {}
 };
 
 // Throws a JS Error with `code` set, for argument and state errors raised synchronously.

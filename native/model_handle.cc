@@ -4,6 +4,7 @@
 
 #include "addon_data.h"
 #include "executor.h"
+#include "models/moonshine.h"
 #include "models/stub.h"
 #include "task.h"
 
@@ -37,14 +38,22 @@ StubOptions ParseStubOptions(const Napi::Value& value) {
 
 class LoadJob final : public Job {
  public:
-  explicit LoadJob(StubOptions stub) : stub_(stub) {}
-  void Execute() override { model_ = std::make_shared<StubModel>(stub_); }
+  // `dir` empty: the stub model with `stub` options; else Moonshine from that folder.
+  LoadJob(StubOptions stub, std::string dir) : stub_(stub), dir_(std::move(dir)) {}
+  void Execute() override {
+    if (dir_.empty()) {
+      model_ = std::make_shared<StubModel>(stub_);
+    } else {
+      model_ = std::make_shared<MoonshineModel>(dir_);
+    }
+  }
   Napi::Value Result(Napi::Env env) override {
     return GetAddonData(env).model.New({Napi::External<std::shared_ptr<Model>>::New(env, &model_)});
   }
 
  private:
   StubOptions stub_;
+  std::string dir_;
   std::shared_ptr<Model> model_;
 };
 
@@ -97,9 +106,16 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   const Napi::Object spec = info[1].As<Napi::Object>();
   const Napi::Value kind = spec.Get("kind");
   const std::string name = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "";
-  if (name != "stub") ThrowCoded(env, "UNKNOWN_MODEL", "unknown model kind: " + name);
+  std::string dir;
+  if (name == "moonshine") {
+    const Napi::Value d = spec.Get("dir");
+    if (!d.IsString()) ThrowCoded(env, "INVALID_ARGUMENT", "a moonshine spec needs its model folder, dir");
+    dir = d.As<Napi::String>().Utf8Value();
+  } else if (name != "stub") {
+    ThrowCoded(env, "UNKNOWN_MODEL", "unknown model kind: " + name);
+  }
   return Submit(env, task.state(), info[0].As<Napi::Object>(),
-                std::make_unique<LoadJob>(ParseStubOptions(spec.Get("stub"))));
+                std::make_unique<LoadJob>(ParseStubOptions(spec.Get("stub")), std::move(dir)));
 }
 
 }  // namespace speech

@@ -1,5 +1,6 @@
 // JS handle of a loaded model, shared by every stream. Created only by loadModel().
-//   loadModel(task, {kind: "stub", stub: {...}}): Promise<Model>   loads on the threadpool
+//   loadModel(task, {kind: "stub", stub: {...}} | {kind: "moonshine", dir}): Promise<Model>
+//       loads on the threadpool; a missing or corrupt file rejects with MODEL_LOAD
 //   model.run(task, samples: Float32Array): Promise<{count?: number, text?: string}>
 #pragma once
 

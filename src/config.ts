@@ -13,6 +13,13 @@ export interface Config {
   logLevel: LogLevel;
   threads: number;
   simpleWindowSeconds: number;
+  vadStartThreshold: number;
+  vadEndThreshold: number;
+  vadMinSpeechMs: number;
+  vadMinSilenceMs: number;
+  vadSpeechPadMs: number;
+  maxUtteranceSeconds: number;
+  interimIntervalSeconds: number;
   maxConnections: number;
   maxChannels: number;
   maxFrameBytes: number;
@@ -111,12 +118,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     if (raw.trim() === '') throw new Error('must not be empty');
     return raw;
   } },
-  { key: 'model', env: 'MODEL', default: 'stub', help: 'speech model: stub (moonshine-tiny arrives with real ASR)',
-    parse: (raw) => {
-      const model = oneOf<ModelName>('stub', 'moonshine-tiny')(raw);
-      if (model !== 'stub') throw new Error('moonshine-tiny is not available in this build yet; use stub');
-      return model;
-    } },
+  { key: 'model', env: 'MODEL', default: 'moonshine-tiny', parse: oneOf<ModelName>('moonshine-tiny', 'stub'),
+    help: 'speech model: moonshine-tiny (English ASR) or stub (the template\'s test model)' },
   { key: 'stub', env: 'STUB', default: DEFAULT_STUB, parse: parseStub,
     help: 'stub model options as JSON: delay_ms, constant_factor, jitter, failure_rate, panic_rate, warmup_penalty_ms, seed' },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', help: 'debug, info, warn or error',
@@ -125,6 +128,20 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'libuv threadpool workers running native jobs (sets UV_THREADPOOL_SIZE)' },
   { key: 'simpleWindowSeconds', env: 'SIMPLE_WINDOW_SECONDS', default: 5, parse: decimal(0.1, 60),
     help: '/api/v1/simple: length of the fixed windows each channel is cut into' },
+  { key: 'vadStartThreshold', env: 'VAD_START_THRESHOLD', default: 0.5, parse: decimal(0.01, 0.99),
+    help: '/api/v1/segmented: speech probability at which speech starts' },
+  { key: 'vadEndThreshold', env: 'VAD_END_THRESHOLD', default: 0.35, parse: decimal(0.01, 0.99),
+    help: 'speech probability below which silence is counted (at most VAD_START_THRESHOLD)' },
+  { key: 'vadMinSpeechMs', env: 'VAD_MIN_SPEECH_MS', default: 250, parse: integer(0, 10_000),
+    help: 'speech shorter than this is ignored (no events)' },
+  { key: 'vadMinSilenceMs', env: 'VAD_MIN_SILENCE_MS', default: 300, parse: integer(32, 10_000),
+    help: 'silence that ends an utterance' },
+  { key: 'vadSpeechPadMs', env: 'VAD_SPEECH_PAD_MS', default: 200, parse: integer(0, 2000),
+    help: 'audio kept before and after each utterance for the model (at most VAD_MIN_SILENCE_MS)' },
+  { key: 'maxUtteranceSeconds', env: 'MAX_UTTERANCE_SECONDS', default: 30, parse: decimal(1, 300),
+    help: 'longer speech is split into utterances of this length' },
+  { key: 'interimIntervalSeconds', env: 'INTERIM_INTERVAL_SECONDS', default: 0.5, parse: decimal(0.1, 60),
+    help: 'with interim_results, audio between two interim results of an utterance' },
   { key: 'maxConnections', env: 'MAX_CONNECTIONS', default: 10_000, parse: integer(1, 1_000_000),
     help: 'WebSocket connections served at once; more are refused with HTTP 503' },
   { key: 'maxChannels', env: 'MAX_CHANNELS', default: 8, parse: integer(1, 64),
@@ -178,7 +195,15 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
       throw new ConfigError(`${s.env} (${flagOf(s)}) ${(e as Error).message}; got ${JSON.stringify(raw)}`);
     }
   }
-  return config as unknown as Config;
+  const result = config as unknown as Config;
+  if (result.vadEndThreshold > result.vadStartThreshold) {
+    throw new ConfigError(`VAD_END_THRESHOLD (${result.vadEndThreshold}) must be at most VAD_START_THRESHOLD (${result.vadStartThreshold})`);
+  }
+  if (result.vadSpeechPadMs > result.vadMinSilenceMs) {
+    // The padding after speech must have arrived by the time the silence ends the utterance.
+    throw new ConfigError(`VAD_SPEECH_PAD_MS (${result.vadSpeechPadMs}) must be at most VAD_MIN_SILENCE_MS (${result.vadMinSilenceMs})`);
+  }
+  return result;
 }
 
 export function settingsTable(): { env: string; flag: string; default: string; help: string }[] {

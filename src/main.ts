@@ -24,6 +24,7 @@ const log = new Logger(config.logLevel);
 const { startServer } = await import('./server.js');
 
 try {
+  // Listen first so health can say "not ready" while the models load and warm up.
   const server = await startServer(config, log);
   log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads });
   const shutdown = (signal: string): void => {
@@ -33,6 +34,8 @@ try {
   };
   process.once('SIGINT', () => shutdown('SIGINT'));
   process.once('SIGTERM', () => shutdown('SIGTERM'));
+  await server.ready();
+  log.announce('ready', { port: server.port, model: config.model });
 } catch (e) {
   log.error('start-up failed', { error: e instanceof Error ? e.message : String(e) });
   process.exit(1);

@@ -4,8 +4,10 @@ import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uW
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics/registry.js';
-import { addon, uws, type NativeModel } from './native/binding.js';
-import { Session, type Route } from './session.js';
+import { loadSpeechModel, loadVad } from './models.js';
+import { addon, uws } from './native/binding.js';
+import { VadBatcher } from './pipeline/vad-batcher.js';
+import { Session, type Route, type SessionDeps } from './session.js';
 import { Task, lastPanicAt, spawn } from './tasks.js';
 
 interface Connection {
@@ -17,23 +19,45 @@ interface Connection {
 export interface Server {
   readonly port: number;
   readonly metrics: Metrics;
+  /** Loads and warms the models; the server answers upgrades once this resolves. */
+  ready(): Promise<void>;
   /** Stops listening and closes every connection. */
   close(): void;
 }
 
-const ROUTES: Record<Route, string> = { simple: '/api/v1/simple' };
+const ROUTES: Record<Route, string> = { simple: '/api/v1/simple', segmented: '/api/v1/segmented' };
 const GOING_AWAY = 1001;
+
+interface Loaded {
+  onnxruntime: string;
+  deps: Omit<SessionDeps, 'route'>;
+}
+
+async function loadAndWarm(config: Config, metrics: Metrics, log: Logger): Promise<Loaded> {
+  const loader = new Task('inference');
+  try {
+    const started = performance.now();
+    const [onnxruntime, model, vad] = await Promise.all([addon.probeOrt(loader.native), loadSpeechModel(config, loader), loadVad(loader)]);
+    const loaded = performance.now();
+    // One run of each on a second of faint noise: ORT sizes its arenas and picks kernels now,
+    // not on a user's first utterance. The stub stays cold: its warm-up penalty and injected
+    // faults are meant for clients.
+    const noise = new Float32Array(16_000).map(() => (Math.random() - 0.5) * 1e-3);
+    await Promise.all([
+      config.model === 'stub' ? undefined : model.run(loader.native, noise),
+      vad.process(loader.native, [new addon.VadChannel()], [noise]),
+    ]);
+    log.info('models loaded', { model: config.model, onnxruntime, load_ms: Math.round(loaded - started), warm_ms: Math.round(performance.now() - loaded) });
+    const batcher = new VadBatcher(vad, metrics, Math.max(1, Math.floor(config.threads / 2)));
+    return { onnxruntime, deps: { config, model, vad: batcher, metrics, log } };
+  } finally {
+    loader.close();
+  }
+}
 
 export async function startServer(config: Config, log: Logger): Promise<Server> {
   const metrics = new Metrics(config.threads);
-  const loader = new Task('inference');
-  const started = performance.now();
-  const [onnxruntime, model] = await Promise.all([
-    addon.probeOrt(loader.native),
-    loadModel(config, loader),
-  ]).finally(() => loader.close());
-  log.info('model loaded', { model: config.model, onnxruntime, load_ms: Math.round(performance.now() - started) });
-
+  let loaded: Loaded | undefined;
   const routing = new Task('api_routing');
   const sockets = new Set<WebSocket<Connection>>();
   let connections = 0;
@@ -49,11 +73,14 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       idleTimeout: config.idleTimeoutSeconds,
       maxBackpressure: 16 << 20,
       upgrade: (res, req, context) => routing.poll(() => {
-        if (draining || connections >= config.maxConnections) {
-          const reason = draining ? 'draining' : 'max_connections';
-          metrics.connectionsRefused.inc({ reason });
+        const refusal = !loaded ? ['not_ready', 'the server is still loading its models']
+          : draining ? ['draining', 'the server is shutting down']
+          : connections >= config.maxConnections ? ['max_connections', `the server is at its limit of ${config.maxConnections} connections`]
+          : undefined;
+        if (refusal) {
+          metrics.connectionsRefused.inc({ reason: refusal[0] });
           res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1')
-            .end(JSON.stringify({ error: draining ? 'the server is shutting down' : `the server is at its limit of ${config.maxConnections} connections` }));
+            .writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: refusal[1] }));
           return;
         }
         connections++;
@@ -77,7 +104,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
           end: (code, reason) => {
             if (!conn.closed) ws.end(code, reason);
           },
-        }, { route, config, model, metrics, log });
+        }, { route, ...loaded!.deps });
       },
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData();
@@ -106,7 +133,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     const panicAt = lastPanicAt();
     const degraded = panics > 0 && panicAt !== undefined &&
       performance.now() - panicAt < config.degradedWindowSeconds * 1000;
-    const ready = !draining;
+    const ready = loaded !== undefined && !draining;
     const body = {
       status: degraded ? 'degraded' : 'healthy',
       ready,
@@ -115,7 +142,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       streams: metrics.liveStreams,
       panics,
       model: config.model,
-      onnxruntime,
+      onnxruntime: loaded?.onnxruntime ?? null,
       uptime_seconds: Math.round(process.uptime()),
     };
     res.writeStatus(ready ? '200 OK' : '503 Service Unavailable')
@@ -155,6 +182,9 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   return {
     port,
     metrics,
+    async ready() {
+      loaded = await loadAndWarm(config, metrics, log);
+    },
     close() {
       draining = true;
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
@@ -168,8 +198,4 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
 function notFound(res: HttpResponse, method: string, url: string): void {
   res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json')
     .end(JSON.stringify({ error: `no route for ${method.toUpperCase()} ${url}` }));
-}
-
-async function loadModel(config: Config, task: Task): Promise<NativeModel> {
-  return addon.loadModel(task.native, { kind: 'stub', stub: config.stub });
 }

@@ -6,11 +6,13 @@ import type { Logger } from './log.js';
 import type { Metrics } from './metrics/registry.js';
 import type { NativeModel } from './native/binding.js';
 import type { Runner } from './pipeline/runner.js';
+import { SegmentedRunner } from './pipeline/segmented-runner.js';
 import { SimpleRunner } from './pipeline/simple-runner.js';
+import type { VadBatcher } from './pipeline/vad-batcher.js';
 import { ProtocolError, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
 import { toTaskFailure, type TaskFailure } from './tasks.js';
 
-export type Route = 'simple';
+export type Route = 'simple' | 'segmented';
 
 /** The socket as the session sees it. */
 export interface ClientSink {
@@ -33,6 +35,7 @@ export interface SessionDeps {
   route: Route;
   config: Config;
   model: NativeModel;
+  vad: VadBatcher;
   metrics: Metrics;
   log: Logger;
 }
@@ -121,15 +124,17 @@ export class Session {
   }
 
   private startStream(request: StartRequest): void {
-    const { config, model, metrics, log, route } = this.deps;
+    const { config, model, vad, metrics, log, route } = this.deps;
     const format = request.format;
     const fail = (failure: TaskFailure): void => this.onFailure(failure);
-    this.runner = new SimpleRunner({
-      format, model, metrics, fail,
-      windowSeconds: config.simpleWindowSeconds,
-      maxBacklogSeconds: config.maxBacklogSeconds,
-      emit: (event) => this.send(event),
-    });
+    const emit = (event: ServerEvent): void => this.send(event);
+    this.runner = route === 'segmented'
+      ? new SegmentedRunner({ format, model, vad, config, metrics, emit, fail, interimResults: request.interimResults })
+      : new SimpleRunner({
+        format, model, metrics, emit, fail,
+        windowSeconds: config.simpleWindowSeconds,
+        maxBacklogSeconds: config.maxBacklogSeconds,
+      });
     this.stream = {
       bytesPerSecond: format.sampleRate * format.channels * (format.bitDepth / 8),
       log: request.traceId ? log.child({ trace_id: request.traceId }) : log,

@@ -61,5 +61,5 @@ wss.on('connection', (ws: WebSocket) => {
 
 wss.on('listening', () => {
   const address = wss.address();
-  process.stdout.write(JSON.stringify({ msg: 'listening', port: typeof address === 'object' ? address.port : 0 }) + '\n');
+  process.stdout.write(JSON.stringify({ msg: 'listening', port: address && typeof address === 'object' ? address.port : 0 }) + '\n');
 });

@@ -1,17 +1,11 @@
 // The one door to native code: loads this project's addon and uWebSockets.js' binary, and
 // declares their typed surface. Nothing else in the project loads a `.node` file.
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type * as UwsTypes from 'uWebSockets.js';
+import { PROJECT_ROOT } from '../paths.js';
 
 const require = createRequire(import.meta.url);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), findRootFrom());
-
-// src/native/ when run from sources, dist/src/native/ when compiled.
-function findRootFrom(): string {
-  return import.meta.url.includes('/dist/') ? '../../..' : '../..';
-}
 
 export const SUBSYSTEMS = ['api_routing', 'client', 'audio_decoding', 'vad', 'inference', 'metrics'] as const;
 export type Subsystem = (typeof SUBSYSTEMS)[number];
@@ -23,6 +17,7 @@ export type NativeErrorCode =
   | 'INVALID_FORMAT'
   | 'INVALID_ARGUMENT'
   | 'UNKNOWN_MODEL'
+  | 'MODEL_LOAD' // a model file is missing or cannot be loaded
   | 'BUSY' // a second job on a stream that has one in flight
   | 'CLOSED';
 
@@ -84,7 +79,7 @@ export interface StubOptions {
   seed: number;
 }
 
-export type ModelSpec = { kind: 'stub'; stub: StubOptions };
+export type ModelSpec = { kind: 'stub'; stub: StubOptions } | { kind: 'moonshine'; dir: string };
 
 export interface ModelOutput extends JobTiming {
   count?: number;
@@ -94,6 +89,22 @@ export interface ModelOutput extends JobTiming {
 export interface NativeModel {
   /** `samples` (16 kHz) are borrowed until the promise settles. */
   run(task: NativeTask, samples: Float32Array): Promise<ModelOutput>;
+}
+
+/** One channel's recurrent VAD state (Silero's LSTM state, the last 64 samples, a partial window). */
+export interface NativeVadChannel {
+  /** Back to the start of a stream; BUSY while the channel is in a job in flight. */
+  reset(): void;
+}
+
+export interface VadResult extends JobTiming {
+  /** Per channel, one speech probability per whole 512-sample (32 ms) window. */
+  probs: Float32Array[];
+}
+
+export interface NativeVad {
+  /** One job: each channel's new 16 kHz audio through Silero, batched across channels. */
+  process(task: NativeTask, channels: NativeVadChannel[], audio: Float32Array[]): Promise<VadResult>;
 }
 
 export interface TaskFieldInfo {
@@ -114,13 +125,15 @@ export interface NativeSnapshot {
 export interface Addon {
   Task: new (subsystem: Subsystem) => NativeTask;
   AudioStream: new (format: NativeFormat) => NativeAudioStream;
+  VadChannel: new () => NativeVadChannel;
   loadModel(task: NativeTask, spec: ModelSpec): Promise<NativeModel>;
+  loadVad(task: NativeTask, path: string): Promise<NativeVad>;
   probeOrt(task: NativeTask): Promise<string>;
   taskMetricSchema(): { subsystems: Subsystem[]; fields: TaskFieldInfo[] };
   snapshot(): NativeSnapshot;
 }
 
-export const addon: Addon = require(path.join(root, 'build/Release/speech_native.node')) as Addon;
+export const addon: Addon = require(path.join(PROJECT_ROOT, 'build/Release/speech_native.node')) as Addon;
 
 // uWebSockets.js' package silently falls back to a slow pure-JS server when its binary does not
 // load. Load the binary ourselves and fail loudly instead.

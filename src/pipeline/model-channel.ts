@@ -13,6 +13,8 @@ export interface Window {
   /** Stream time of the first and one past the last sample, in samples at 16 kHz. */
   start: number;
   end: number;
+  /** Segmented route: the utterance this window transcribes, final or interim. */
+  utterance?: number;
   isFinal?: boolean;
 }
 
@@ -39,6 +41,20 @@ export class ModelChannel {
 
   enqueue(window: Window): void {
     if (this.aborted) return;
+    if (window.utterance !== undefined) {
+      // A newer interim replaces a queued one; a final makes its utterance's queued interims moot.
+      // An interim already running still arrives, before the final: the queue keeps order.
+      for (let i = this.queue.length - 1; i >= 0; i--) {
+        const queued = this.queue[i]!;
+        if (queued.utterance === window.utterance && queued.isFinal === false) {
+          this.queuedSamples -= queued.samples.length;
+          this.queue.splice(i, 1);
+        }
+      }
+      if (window.isFinal === false && this.queuedSamples + window.samples.length > this.maxBacklogSamples) {
+        return; // interims are best-effort: shed, never fail the stream
+      }
+    }
     if (this.queuedSamples + window.samples.length > this.maxBacklogSamples) {
       throw new TaskFailure('BACKLOG', `channel ${this.channel}: more than ${this.maxBacklogSamples / SAMPLE_RATE} s of audio is waiting for the model`, false);
     }

@@ -16,10 +16,11 @@ export interface TestServer {
   process: ChildProcess;
 }
 
-export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
+/** Resolves once the server logs `until`: `ready` (models loaded and warm) or just `listening`. */
+export async function startServer(env: Record<string, string> = {}, until: 'ready' | 'listening' = 'ready'): Promise<TestServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', MODEL: 'stub', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
@@ -27,7 +28,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
   child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
   const lines = readline.createInterface({ input: child.stdout });
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s; stderr: ${stderr}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s; stderr: ${stderr}`)), 60_000);
     lines.on('line', (line) => {
       let entry: Record<string, unknown>;
       try {
@@ -36,7 +37,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
         return;
       }
       logs.push(entry);
-      if (entry['msg'] === 'listening') {
+      if (entry['msg'] === until) {
         clearTimeout(timer);
         resolve(entry['port'] as number);
       }

@@ -10,7 +10,7 @@ describe('config', () => {
     const config = loadConfig({}, []);
     assert.equal(config.port, 8080);
     assert.equal(config.host, '0.0.0.0');
-    assert.equal(config.model, 'stub');
+    assert.equal(config.model, 'moonshine-tiny');
     assert.deepEqual(config.stub, DEFAULT_STUB);
     assert.equal(config.maxChannels, 8);
   });
@@ -26,7 +26,7 @@ describe('config', () => {
   for (const [env, pattern] of [
     [{ PORT: '70000' }, /^PORT \(--port\) must be an integer from 0 to 65535/],
     [{ PORT: 'abc' }, /^PORT/],
-    [{ MODEL: 'whisper' }, /^MODEL \(--model\) must be one of stub, moonshine-tiny/],
+    [{ MODEL: 'whisper' }, /^MODEL \(--model\) must be one of moonshine-tiny, stub/],
     [{ STUB: '{"delay":5}' }, /^STUB \(--stub\) has an unknown option "delay"/],
     [{ STUB: '{"failure_rate":2}' }, /^STUB \(--stub\) option "failure_rate" must be a number from 0 to 1/],
     [{ STUB: 'nope' }, /^STUB \(--stub\) must be a JSON object/],

@@ -1,0 +1,77 @@
+// Moonshine speech recognition (Useful Sensors; the ONNX export of moonshine-tiny as
+// onnx-community ships it): an audio encoder and a merged KV-cache decoder, decoded greedily.
+// Layer count and cache geometry are read from the model, not hard-coded.
+#pragma once
+
+#include <onnxruntime_cxx_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "models/vocabulary.h"
+
+namespace speech {
+
+// One transcription with the details a caller may want for metrics or tests.
+struct MoonshineTranscript {
+  std::vector<std::int64_t> ids;  // generated tokens of all chunks, without BOS and EOS
+  std::string text;               // each chunk's decoded text, joined with single spaces
+  double encoder_seconds = 0;     // wall time in the encoder
+  double decoder_seconds = 0;     // wall time in all decoder steps (including the EOS step)
+  int decoder_steps = 0;          // decoder runs
+  int chunks = 0;                 // encoder runs (audio over kMaxChunkSamples is cut)
+  bool hit_cap = false;           // some chunk stopped at the token cap, not at EOS
+};
+
+class MoonshineModel final : public Model {
+ public:
+  static constexpr int kSampleRate = 16000;
+  // Shorter audio gives empty text without running the model.
+  static constexpr std::size_t kMinSamples = kSampleRate / 10;
+  // Longer audio is cut into chunks of at most this length, each ended in the middle of the
+  // quietest 400 ms of its last kCutSearchSamples, and the chunks' texts are joined with spaces.
+  // Measured with moonshine-tiny on the test fixture: runs of up to ~12 s transcribe well; from
+  // ~13 s on single runs start to fail (empty output, mangled words) and beyond ~30 s they
+  // collapse into repetition up to the token cap. The encoder's cost grows with the square of
+  // the length, and a run's ORT arena memory with its length.
+  static constexpr std::size_t kMaxChunkSamples = 12 * kSampleRate;
+  static constexpr std::size_t kCutSearchSamples = 5 * kSampleRate;
+  // The decoder stops at EOS or after ceil(seconds * kTokensPerSecond) tokens.
+  static constexpr double kTokensPerSecond = 6.0;
+
+  // `dir` holds encoder_model.onnx, decoder_model_merged.onnx and vocab.txt. Loads both sessions
+  // (one intra-op thread each). Throws JobError("MODEL_LOAD", message naming the file).
+  explicit MoonshineModel(const std::string& dir);
+
+  // Thread-safe: any number of threads may run concurrently on one model (the sessions are
+  // shared; all per-call state is local). Any length is accepted (see kMaxChunkSamples). Throws
+  // JobError("MODEL_FAILURE") when ONNX Runtime fails.
+  ModelOutput Run(const float* samples, std::size_t count) override;
+  MoonshineTranscript Transcribe(const float* samples, std::size_t count);
+
+  int layers() const { return layers_; }
+
+  // Where Transcribe cuts `count` samples: chunk i is [cuts[i], cuts[i + 1]). Exposed for tests.
+  static std::vector<std::size_t> ChunkBounds(const float* samples, std::size_t count);
+
+ private:
+  // One encoder run and greedy decode; appends to `out` (ids, timings, steps, hit_cap).
+  void TranscribeChunk(const float* samples, std::size_t count, MoonshineTranscript& out);
+
+  Ort::MemoryInfo memory_;
+  Ort::Session encoder_{nullptr};
+  Ort::Session decoder_{nullptr};
+  Vocabulary vocabulary_;
+
+  int layers_ = 0;
+  std::int64_t heads_ = 0, head_dim_ = 0;
+
+  // Built once: the C strings point into the std::string vectors.
+  std::vector<std::string> input_names_, first_output_names_, next_output_names_;
+  std::vector<const char*> input_ptrs_, first_output_ptrs_, next_output_ptrs_;
+};
+
+}  // namespace speech

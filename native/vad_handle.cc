@@ -1,0 +1,147 @@
+#include "vad_handle.h"
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "addon_data.h"
+#include "executor.h"
+#include "task.h"
+
+namespace speech {
+namespace {
+
+class LoadVadJob final : public Job {
+ public:
+  explicit LoadVadJob(std::string path) : path_(std::move(path)) {}
+  void Execute() override { vad_ = std::make_shared<const SileroVad>(path_); }
+  Napi::Value Result(Napi::Env env) override {
+    return GetAddonData(env).vad.New({Napi::External<std::shared_ptr<const SileroVad>>::New(env, &vad_)});
+  }
+
+ private:
+  std::string path_;
+  std::shared_ptr<const SileroVad> vad_;
+};
+
+class ProcessJob final : public Job {
+ public:
+  ProcessJob(std::shared_ptr<const SileroVad> vad, std::vector<VadChannelHandle*> handles,
+             std::vector<std::pair<const float*, std::size_t>> audio)
+      : vad_(std::move(vad)), handles_(std::move(handles)), audio_(std::move(audio)) {
+    for (VadChannelHandle* h : handles_) {
+      h->busy = true;
+      channels_.push_back(&h->channel());
+    }
+  }
+
+  void Execute() override {
+    try {
+      ProcessChannels(*vad_, channels_, audio_, probs_);
+    } catch (...) {
+      // A half-done step leaves the recurrent state inconsistent: start these channels afresh.
+      for (VadChannel* c : channels_) c->Reset();
+      throw;
+    }
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array probs = Napi::Array::New(env, probs_.size());
+    for (std::size_t i = 0; i < probs_.size(); ++i) {
+      Napi::Float32Array p = Napi::Float32Array::New(env, probs_[i].size());
+      std::copy(probs_[i].begin(), probs_[i].end(), p.Data());
+      probs.Set(static_cast<uint32_t>(i), p);
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("probs", probs);
+    return out;
+  }
+
+  void Settled() override {
+    for (VadChannelHandle* h : handles_) h->busy = false;
+  }
+
+ private:
+  std::shared_ptr<const SileroVad> vad_;
+  std::vector<VadChannelHandle*> handles_;  // pinned by the executor
+  std::vector<VadChannel*> channels_;
+  std::vector<std::pair<const float*, std::size_t>> audio_;  // pinned by the executor
+  std::vector<std::vector<float>> probs_;
+};
+
+TaskHandle& TaskArg(const Napi::CallbackInfo& info) {
+  TaskHandle* task = TaskHandle::Unwrap(info[0]);
+  if (task == nullptr) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "the first argument must be a Task");
+  return *task;
+}
+
+}  // namespace
+
+Napi::Function VadChannelHandle::Define(Napi::Env env) {
+  return DefineClass(env, "VadChannel", {InstanceMethod<&VadChannelHandle::Reset>("reset")});
+}
+
+VadChannelHandle::VadChannelHandle(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<VadChannelHandle>(info) {}
+
+Napi::Value VadChannelHandle::Reset(const Napi::CallbackInfo& info) {
+  if (busy) ThrowCoded(info.Env(), "BUSY", "the VAD channel is in a job in flight");
+  channel_.Reset();
+  return info.Env().Undefined();
+}
+
+Napi::Function VadHandle::Define(Napi::Env env) {
+  return DefineClass(env, "Vad", {InstanceMethod<&VadHandle::Process>("process")});
+}
+
+VadHandle::VadHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VadHandle>(info) {
+  if (!info[0].IsExternal()) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "a Vad is made by loadVad()");
+  vad_ = *info[0].As<Napi::External<std::shared_ptr<const SileroVad>>>().Data();
+}
+
+// process(task, channels: VadChannel[], audio: Float32Array[])
+Napi::Value VadHandle::Process(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  TaskHandle& task = TaskArg(info);
+  if (!info[1].IsArray() || !info[2].IsArray()) {
+    ThrowCoded(env, "INVALID_ARGUMENT", "process(task, channels, audio) needs two arrays");
+  }
+  const Napi::Array channels = info[1].As<Napi::Array>();
+  const Napi::Array audio = info[2].As<Napi::Array>();
+  if (channels.Length() != audio.Length()) {
+    ThrowCoded(env, "INVALID_ARGUMENT", "process(): one audio array per channel");
+  }
+  const AddonData& data = GetAddonData(env);
+  std::vector<VadChannelHandle*> handles;
+  std::vector<std::pair<const float*, std::size_t>> spans;
+  std::vector<Napi::Value> pins{Value()};
+  for (uint32_t i = 0; i < channels.Length(); ++i) {
+    VadChannelHandle* h = UnwrapAs<VadChannelHandle>(channels.Get(i), data.vad_channel);
+    const Napi::Value a = audio.Get(i);
+    if (h == nullptr) ThrowCoded(env, "INVALID_ARGUMENT", "process(): channels must be VadChannels");
+    if (!a.IsTypedArray() || a.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      ThrowCoded(env, "INVALID_ARGUMENT", "process(): audio must be Float32Arrays");
+    }
+    for (const VadChannelHandle* seen : handles) {
+      if (seen == h) ThrowCoded(env, "INVALID_ARGUMENT", "process(): a channel appears twice");
+    }
+    if (h->busy) ThrowCoded(env, "BUSY", "process(): a channel is already in a job in flight");
+    const Napi::Float32Array samples = a.As<Napi::Float32Array>();
+    handles.push_back(h);
+    spans.emplace_back(samples.Data(), samples.ElementLength());
+    pins.push_back(channels.Get(i));
+    pins.push_back(a);
+  }
+  return Submit(env, task.state(), info[0].As<Napi::Object>(),
+                std::make_unique<ProcessJob>(vad_, std::move(handles), std::move(spans)), pins);
+}
+
+Napi::Value LoadVad(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  TaskHandle& task = TaskArg(info);
+  if (!info[1].IsString()) ThrowCoded(env, "INVALID_ARGUMENT", "loadVad(task, path) needs a path");
+  return Submit(env, task.state(), info[0].As<Napi::Object>(),
+                std::make_unique<LoadVadJob>(info[1].As<Napi::String>().Utf8Value()));
+}
+
+}  // namespace speech

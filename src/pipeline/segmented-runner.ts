@@ -1,0 +1,255 @@
+// /api/v1/segmented: per channel, Silero VAD finds the utterances; `active` when one starts,
+// `inactive` when it ends, then a final `segment` for its audio (with padding). With interim
+// results, the utterance so far is transcribed every INTERIM_INTERVAL_SECONDS of new audio.
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics/registry.js';
+import { addon, type NativeFormat, type NativeModel, type NativeVadChannel } from '../native/binding.js';
+import type { ServerEvent } from '../protocol.js';
+import { Task, TaskFailure, settle, toTaskFailure } from '../tasks.js';
+import { AudioFrontEnd } from './audio-front-end.js';
+import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import type { Runner } from './runner.js';
+import { SpeechDetector, type DetectorOptions, type SpeechEvent } from './speech-detector.js';
+import type { VadBatcher } from './vad-batcher.js';
+
+export interface SegmentedRunnerOptions {
+  format: NativeFormat;
+  model: NativeModel;
+  vad: VadBatcher;
+  interimResults: boolean;
+  config: Config;
+  metrics: Metrics;
+  emit: (event: ServerEvent) => void;
+  fail: (failure: TaskFailure) => void;
+}
+
+const ms = (v: number): number => Math.round((v * SAMPLE_RATE) / 1000);
+
+/** The audio of one channel since `start` (stream samples), growing at the end, trimmed at the front. */
+class AudioHistory {
+  private buffer = new Float32Array(SAMPLE_RATE * 4);
+  private length = 0;
+  start = 0;
+
+  get end(): number {
+    return this.start + this.length;
+  }
+
+  append(samples: Float32Array): void {
+    if (this.length + samples.length > this.buffer.length) {
+      const grown = new Float32Array(Math.max(this.buffer.length * 2, this.length + samples.length));
+      grown.set(this.buffer.subarray(0, this.length));
+      this.buffer = grown;
+    }
+    this.buffer.set(samples, this.length);
+    this.length += samples.length;
+  }
+
+  /** Forgets everything before stream sample `from`. */
+  trimTo(from: number): void {
+    const drop = Math.min(Math.max(0, from - this.start), this.length);
+    if (drop === 0) return;
+    this.buffer.copyWithin(0, drop, this.length);
+    this.length -= drop;
+    this.start += drop;
+  }
+
+  /** A copy of stream samples [from, to), clipped to what is held. */
+  slice(from: number, to: number): Float32Array {
+    const a = Math.max(from, this.start) - this.start;
+    const b = Math.min(to, this.end) - this.start;
+    return this.buffer.slice(a, Math.max(a, b));
+  }
+}
+
+class SegmentedChannel {
+  private readonly vadChannel: NativeVadChannel = new addon.VadChannel();
+  private readonly detector: SpeechDetector;
+  private readonly history = new AudioHistory();
+  private readonly model: ModelChannel;
+  private readonly task = new Task('vad');
+  private pending: Float32Array[] = [];
+  private pendingSamples = 0;
+  private vadInFlight = false;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  private utterance = 0;
+  private lastEnd = 0; // where the previous utterance's audio ended: padding never overlaps it
+  private nextInterim = 0;
+  private readonly pad: number;
+  private readonly interimInterval: number;
+  private readonly maxBacklog: number;
+
+  constructor(
+    private readonly index: number,
+    private readonly options: SegmentedRunnerOptions,
+  ) {
+    const { config, model, metrics, emit } = options;
+    const detector: DetectorOptions = {
+      start: config.vadStartThreshold,
+      end: config.vadEndThreshold,
+      minSpeech: ms(config.vadMinSpeechMs),
+      minSilence: ms(config.vadMinSilenceMs),
+      // The model's input, speech plus the padding before it, stays within the maximum.
+      maxUtterance: Math.max(ms(config.vadMinSpeechMs) + 512, Math.round(config.maxUtteranceSeconds * SAMPLE_RATE) - ms(config.vadSpeechPadMs)),
+    };
+    this.detector = new SpeechDetector(detector);
+    this.pad = ms(config.vadSpeechPadMs);
+    this.interimInterval = Math.round(config.interimIntervalSeconds * SAMPLE_RATE);
+    this.maxBacklog = config.maxBacklogSeconds * SAMPLE_RATE;
+    this.model = new ModelChannel(model, index, emit, metrics, Math.max(this.maxBacklog, 2 * detector.maxUtterance));
+  }
+
+  audio(samples: Float32Array): void {
+    if (this.closed || samples.length === 0) return;
+    this.history.append(samples);
+    this.pending.push(samples);
+    this.pendingSamples += samples.length;
+    if (this.pendingSamples > this.maxBacklog) {
+      throw new TaskFailure('BACKLOG', `channel ${this.index}: more than ${this.maxBacklog / SAMPLE_RATE} s of audio is waiting for the VAD`, false);
+    }
+    this.pump();
+  }
+
+  /** All audio through the VAD, open speech ended, every result emitted. */
+  async finish(): Promise<void> {
+    if (this.vadInFlight || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (this.closed) return;
+    const events: SpeechEvent[] = [];
+    this.detector.finish(this.history.end, events);
+    this.handle(events);
+    await this.model.drained();
+    this.close();
+  }
+
+  abort(): void {
+    this.model.abort();
+    this.close();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.model.close();
+    this.task.close();
+    this.wake();
+  }
+
+  private pump(): void {
+    if (this.vadInFlight || this.closed) return;
+    if (this.pending.length === 0) {
+      this.wake();
+      return;
+    }
+    const audio = this.pending.length === 1 ? this.pending[0]! : concat(this.pending, this.pendingSamples);
+    this.pending = [];
+    this.pendingSamples = 0;
+    this.vadInFlight = true;
+    settle(this.task, this.options.vad.process(this.vadChannel, audio),
+      (probs) => {
+        this.vadInFlight = false;
+        if (this.closed) return;
+        try {
+          const events: SpeechEvent[] = [];
+          this.detector.push(probs, events);
+          this.handle(events);
+          this.maybeInterim();
+          this.trim();
+        } catch (e) {
+          this.options.fail(toTaskFailure(e));
+          return;
+        }
+        this.pump();
+      },
+      (failure) => {
+        this.vadInFlight = false;
+        if (!this.closed) this.options.fail(failure);
+        this.wake();
+      });
+  }
+
+  private handle(events: SpeechEvent[]): void {
+    const { emit } = this.options;
+    for (const e of events) {
+      if (e.kind === 'start') {
+        this.utterance++;
+        this.nextInterim = e.at + this.interimInterval;
+        emit({ type: 'active', channel: this.index, time: e.at / SAMPLE_RATE });
+        continue;
+      }
+      emit({ type: 'inactive', channel: this.index, time: e.at / SAMPLE_RATE });
+      const start = this.paddedStart(e.from);
+      const end = e.forced ? e.at : Math.min(e.at + this.pad, this.history.end);
+      this.model.enqueue({ samples: this.history.slice(start, end), start, end, utterance: this.utterance, isFinal: true });
+      this.lastEnd = end;
+    }
+  }
+
+  /** An utterance's audio starts `pad` before its speech, never inside the previous utterance. */
+  private paddedStart(onset: number): number {
+    return Math.max(this.lastEnd, onset - this.pad, 0);
+  }
+
+  /** With interim results, the utterance so far every interimInterval of new audio. */
+  private maybeInterim(): void {
+    const onset = this.detector.speechStart;
+    if (!this.options.interimResults || onset === undefined) return;
+    const position = this.detector.position;
+    if (position < this.nextInterim) return;
+    this.nextInterim = position + this.interimInterval;
+    const start = this.paddedStart(onset);
+    this.model.enqueue({ samples: this.history.slice(start, position), start, end: position, utterance: this.utterance, isFinal: false });
+  }
+
+  /** Keeps only what a future utterance may need: the possible speech, or the padding before it. */
+  private trim(): void {
+    const position = this.detector.position;
+    const onset = this.detector.candidateStart;
+    this.history.trimTo(Math.min(onset === undefined ? position : this.paddedStart(onset), position - this.pad));
+  }
+
+  private wake(): void {
+    if (this.vadInFlight || this.pending.length > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+function concat(parts: Float32Array[], total: number): Float32Array {
+  const out = new Float32Array(total);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+export class SegmentedRunner implements Runner {
+  private readonly frontEnd: AudioFrontEnd;
+  private readonly channels: SegmentedChannel[] = [];
+
+  constructor(options: SegmentedRunnerOptions) {
+    for (let c = 0; c < options.format.channels; c++) this.channels.push(new SegmentedChannel(c, options));
+    this.frontEnd = new AudioFrontEnd(options.format, {
+      audio: (chunks) => chunks.forEach((samples, c) => this.channels[c]?.audio(samples)),
+      fail: options.fail,
+    }, options.metrics, options.config.maxBacklogSeconds);
+  }
+
+  push(bytes: Uint8Array): void {
+    this.frontEnd.push(bytes);
+  }
+
+  async finish(): Promise<void> {
+    await this.frontEnd.finish();
+    this.frontEnd.close();
+    await Promise.all(this.channels.map((c) => c.finish()));
+  }
+
+  abort(): void {
+    this.frontEnd.close();
+    for (const c of this.channels) c.abort();
+  }
+}

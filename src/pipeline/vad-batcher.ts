@@ -1,0 +1,84 @@
+// Gathers VAD work from every stream's channels and runs it as few, large native jobs: one job
+// takes every request pending when a slot frees up, and Silero runs them in lock-step batches
+// (one ONNX call per step across all channels). At most `maxInFlight` jobs run at once, with
+// disjoint channels, so no channel waits behind more than one batch of other streams' windows.
+import type { Metrics } from '../metrics/registry.js';
+import type { NativeVad, NativeVadChannel } from '../native/binding.js';
+import { Task, TaskFailure, settle } from '../tasks.js';
+import { SAMPLE_RATE } from './model-channel.js';
+
+interface Request {
+  channel: NativeVadChannel;
+  audio: Float32Array;
+  resolve: (probs: Float32Array) => void;
+  reject: (failure: TaskFailure) => void;
+}
+
+export class VadBatcher {
+  private readonly task = new Task('vad');
+  private pending: Request[] = [];
+  private readonly busy = new Set<NativeVadChannel>();
+  private inFlight = 0;
+
+  constructor(
+    private readonly vad: NativeVad,
+    private readonly metrics: Metrics,
+    private readonly maxInFlight: number,
+  ) {}
+
+  /** Speech probabilities for `audio` (16 kHz) following the channel's earlier audio. One
+   *  request per channel at a time: the caller awaits each before sending the next. */
+  process(channel: NativeVadChannel, audio: Float32Array): Promise<Float32Array> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ channel, audio, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  close(): void {
+    this.task.close();
+  }
+
+  private dispatch(): void {
+    while (this.inFlight < this.maxInFlight && this.pending.length > 0) {
+      const batch: Request[] = [];
+      const rest: Request[] = [];
+      const taken = new Set<NativeVadChannel>();
+      for (const r of this.pending) {
+        // A channel still in a running job waits for the next one (its state is in use).
+        if (this.busy.has(r.channel) || taken.has(r.channel)) {
+          rest.push(r);
+        } else {
+          taken.add(r.channel);
+          batch.push(r);
+        }
+      }
+      this.pending = rest;
+      if (batch.length === 0) return;
+      this.run(batch);
+    }
+  }
+
+  private run(batch: Request[]): void {
+    this.inFlight++;
+    for (const r of batch) this.busy.add(r.channel);
+    const media = batch.reduce((n, r) => n + r.audio.length, 0) / SAMPLE_RATE;
+    const record = this.metrics.stage('vad_processing', media);
+    const done = (): void => {
+      record[Symbol.dispose]();
+      for (const r of batch) this.busy.delete(r.channel);
+      this.inFlight--;
+      this.dispatch();
+    };
+    settle(this.task, this.vad.process(this.task.native, batch.map((r) => r.channel), batch.map((r) => r.audio)),
+      (result) => {
+        record.ran(result.runSeconds);
+        done();
+        batch.forEach((r, i) => r.resolve(result.probs[i] ?? new Float32Array(0)));
+      },
+      (failure) => {
+        done();
+        for (const r of batch) r.reject(failure);
+      });
+  }
+}
