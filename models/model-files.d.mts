@@ -2,5 +2,5 @@ export declare const MODELS_DIR: string;
 export interface ManifestFile { path: string; bytes: number; sha256: string; from?: string; derivedFrom?: string }
 export interface ManifestModel { name: string; description: string; package: string; version: string; licence: string; files: ManifestFile[] }
 export declare function readManifest(): { models: ManifestModel[] };
-export declare function fileProblem(file: ManifestFile): string | null;
-export declare function modelProblems(name: string): string[];
+export declare function fileProblem(file: ManifestFile, dir?: string): string | null;
+export declare function modelProblems(name: string, dir?: string): string[];

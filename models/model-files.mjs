@@ -11,9 +11,9 @@ export function readManifest() {
   return JSON.parse(readFileSync(path.join(MODELS_DIR, 'manifest.json'), 'utf8'));
 }
 
-/** The problem with one manifest file as installed, or null when it is intact. */
-export function fileProblem(file) {
-  const target = path.join(MODELS_DIR, file.path);
+/** The problem with one manifest file as installed in `dir`, or null when it is intact. */
+export function fileProblem(file, dir = MODELS_DIR) {
+  const target = path.join(dir, file.path);
   if (!existsSync(target)) return `${file.path} is missing`;
   const size = statSync(target).size;
   if (size !== file.bytes) return `${file.path} has ${size} bytes, expected ${file.bytes}`;
@@ -22,9 +22,9 @@ export function fileProblem(file) {
   return null;
 }
 
-/** Every problem with the named model's files (empty when all are intact). */
-export function modelProblems(name) {
+/** Every problem with the named model's files in `dir` (empty when all are intact). */
+export function modelProblems(name, dir = MODELS_DIR) {
   const model = readManifest().models.find((m) => m.name === name);
   if (!model) return [`${name} is not in models/manifest.json`];
-  return model.files.map(fileProblem).filter((p) => p !== null);
+  return model.files.map((f) => fileProblem(f, dir)).filter((p) => p !== null);
 }

@@ -89,13 +89,14 @@ class StreamJob final : public Job {
   std::vector<std::vector<float>> out_;
 };
 
-int IntField(const Napi::Object& spec, const char* name, int fallback) {
-  const Napi::Value v = spec.Get(name);
+// `key` is the JS property; errors name the field as the wire protocol spells it (`wire`).
+int IntField(const Napi::Object& spec, const char* key, const char* wire, int fallback) {
+  const Napi::Value v = spec.Get(key);
   if (v.IsUndefined()) return fallback;
-  if (!v.IsNumber()) ThrowCoded(spec.Env(), "INVALID_FORMAT", std::string("format.") + name + " must be a number");
+  if (!v.IsNumber()) ThrowCoded(spec.Env(), "INVALID_FORMAT", std::string("format.") + wire + " must be a number");
   const double d = v.As<Napi::Number>().DoubleValue();
-  if (d != static_cast<double>(static_cast<int>(d))) {
-    ThrowCoded(spec.Env(), "INVALID_FORMAT", std::string("format.") + name + " must be an integer");
+  if (!(d >= -1e9 && d <= 1e9) || d != static_cast<double>(static_cast<int>(d))) {
+    ThrowCoded(spec.Env(), "INVALID_FORMAT", std::string("format.") + wire + " must be an integer");
   }
   return static_cast<int>(d);
 }
@@ -111,9 +112,9 @@ PcmFormat ParseFormat(const Napi::Object& spec) {
   else if (name == "mulaw") f.encoding = Encoding::kMulaw;
   else if (name == "alaw") f.encoding = Encoding::kAlaw;
   else ThrowCoded(env, "INVALID_FORMAT", "format.encoding must be one of pcm, mulaw, alaw");
-  f.channels = IntField(spec, "channels", 1);
-  f.sample_rate = IntField(spec, "sampleRate", 16000);
-  f.bit_depth = IntField(spec, "bitDepth", f.encoding == Encoding::kPcm ? 16 : 8);
+  f.channels = IntField(spec, "channels", "channels", 1);
+  f.sample_rate = IntField(spec, "sampleRate", "sample_rate", 16000);
+  f.bit_depth = IntField(spec, "bitDepth", "bit_depth", f.encoding == Encoding::kPcm ? 16 : 8);
   f.is_float = spec.Get("isFloat").ToBoolean();
   if (const auto problem = ValidateFormat(f)) ThrowCoded(env, "INVALID_FORMAT", *problem);
   return f;

@@ -9,6 +9,7 @@ export interface Config {
   host: string;
   port: number;
   model: ModelName;
+  modelsDir: string;
   stub: StubOptions;
   logLevel: LogLevel;
   threads: number;
@@ -17,7 +18,8 @@ export interface Config {
   vadEndThreshold: number;
   vadMinSpeechMs: number;
   vadMinSilenceMs: number;
-  vadSpeechPadMs: number;
+  vadPadBeforeMs: number;
+  vadPadAfterMs: number;
   maxUtteranceSeconds: number;
   interimIntervalSeconds: number;
   maxConnections: number;
@@ -26,6 +28,9 @@ export interface Config {
   maxBacklogSeconds: number;
   idleTimeoutSeconds: number;
   degradedWindowSeconds: number;
+  drainSeconds: number;
+  authToken: string;
+  authAllRoutes: boolean;
 }
 
 export class ConfigError extends Error {
@@ -58,6 +63,12 @@ function decimal(min: number, max: number) {
     }
     return n;
   };
+}
+
+function boolean(raw: string): boolean {
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new Error('must be true or false');
 }
 
 function oneOf<T extends string>(...values: T[]) {
@@ -120,6 +131,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
   } },
   { key: 'model', env: 'MODEL', default: 'moonshine-tiny', parse: oneOf<ModelName>('moonshine-tiny', 'stub'),
     help: 'speech model: moonshine-tiny (English ASR) or stub (the template\'s test model)' },
+  { key: 'modelsDir', env: 'MODELS_DIR', default: '', parse: (raw) => raw,
+    help: 'folder holding the fetched model files (default: the project\'s models/)' },
   { key: 'stub', env: 'STUB', default: DEFAULT_STUB, parse: parseStub,
     help: 'stub model options as JSON: delay_ms, constant_factor, jitter, failure_rate, panic_rate, warmup_penalty_ms, seed' },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', help: 'debug, info, warn or error',
@@ -136,8 +149,10 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'speech shorter than this is ignored (no events)' },
   { key: 'vadMinSilenceMs', env: 'VAD_MIN_SILENCE_MS', default: 300, parse: integer(32, 10_000),
     help: 'silence that ends an utterance' },
-  { key: 'vadSpeechPadMs', env: 'VAD_SPEECH_PAD_MS', default: 200, parse: integer(0, 2000),
-    help: 'audio kept before and after each utterance for the model (at most VAD_MIN_SILENCE_MS)' },
+  { key: 'vadPadBeforeMs', env: 'VAD_PAD_BEFORE_MS', default: 400, parse: integer(0, 2000),
+    help: 'audio before the detected speech given to the model with each utterance' },
+  { key: 'vadPadAfterMs', env: 'VAD_PAD_AFTER_MS', default: 300, parse: integer(0, 2000),
+    help: 'audio after the detected speech given to the model (at most VAD_MIN_SILENCE_MS)' },
   { key: 'maxUtteranceSeconds', env: 'MAX_UTTERANCE_SECONDS', default: 30, parse: decimal(1, 300),
     help: 'longer speech is split into utterances of this length' },
   { key: 'interimIntervalSeconds', env: 'INTERIM_INTERVAL_SECONDS', default: 0.5, parse: decimal(0.1, 60),
@@ -152,6 +167,12 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'audio a stream may have waiting for processing before it gets a BACKLOG error and is closed' },
   { key: 'idleTimeoutSeconds', env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: integer(0, 3600),
     help: 'close a WebSocket silent for this long (0: never)' },
+  { key: 'drainSeconds', env: 'DRAIN_SECONDS', default: 30, parse: decimal(0, 3600),
+    help: 'on SIGTERM/SIGINT, time live streams get to finish and receive their final results' },
+  { key: 'authToken', env: 'AUTH_TOKEN', default: '', parse: (raw) => raw,
+    help: 'when set, WebSocket routes need it: "Authorization: Bearer <token>" or ?token=<token> (else HTTP 401)' },
+  { key: 'authAllRoutes', env: 'AUTH_ALL_ROUTES', default: false, parse: boolean,
+    help: 'with AUTH_TOKEN, also protect /metrics and /api/v1/health' },
   { key: 'degradedWindowSeconds', env: 'DEGRADED_WINDOW_SECONDS', default: 300, parse: decimal(0, 86_400),
     help: 'health reads "degraded" for this long after a panic' },
 ];
@@ -199,9 +220,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
   if (result.vadEndThreshold > result.vadStartThreshold) {
     throw new ConfigError(`VAD_END_THRESHOLD (${result.vadEndThreshold}) must be at most VAD_START_THRESHOLD (${result.vadStartThreshold})`);
   }
-  if (result.vadSpeechPadMs > result.vadMinSilenceMs) {
+  if (result.vadPadAfterMs > result.vadMinSilenceMs) {
     // The padding after speech must have arrived by the time the silence ends the utterance.
-    throw new ConfigError(`VAD_SPEECH_PAD_MS (${result.vadSpeechPadMs}) must be at most VAD_MIN_SILENCE_MS (${result.vadMinSilenceMs})`);
+    throw new ConfigError(`VAD_PAD_AFTER_MS (${result.vadPadAfterMs}) must be at most VAD_MIN_SILENCE_MS (${result.vadMinSilenceMs})`);
   }
   return result;
 }

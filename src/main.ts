@@ -27,13 +27,27 @@ try {
   // Listen first so health can say "not ready" while the models load and warm up.
   const server = await startServer(config, log);
   log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads });
+  let stopping = false;
   const shutdown = (signal: string): void => {
-    log.info('shutting down', { signal });
-    server.close();
-    process.exit(0);
+    if (stopping) {
+      log.warn('second signal: exiting now', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    log.info('draining', { signal, grace_seconds: config.drainSeconds });
+    server.drain(config.drainSeconds).then(
+      (cut) => {
+        log.info('drained', { cut_connections: cut });
+        process.exit(0);
+      },
+      (e: unknown) => {
+        log.error('drain failed', { error: String(e) });
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGINT', () => shutdown('SIGINT'));
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
   await server.ready();
   log.announce('ready', { port: server.port, model: config.model });
 } catch (e) {

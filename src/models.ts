@@ -18,20 +18,21 @@ async function modelFiles(): Promise<ModelFiles> {
   return (await import(pathToFileURL(path.join(PROJECT_ROOT, 'models/model-files.mjs')).href)) as ModelFiles;
 }
 
-async function checkedDir(name: string): Promise<string> {
+async function checkedDir(config: Config, name: string): Promise<string> {
   const files = await modelFiles();
-  const problems = files.modelProblems(name);
+  const dir = config.modelsDir || files.MODELS_DIR;
+  const problems = files.modelProblems(name, dir);
   if (problems.length > 0) {
-    throw new ModelFileError(`model ${name}: ${problems.join('; ')}. Run \`node models/fetch.mjs\` to fetch it again.`);
+    throw new ModelFileError(`model ${name} in ${dir}: ${problems.join('; ')}. Run \`node models/fetch.mjs\` to fetch it again.`);
   }
-  return path.join(files.MODELS_DIR, name);
+  return path.join(dir, name);
 }
 
 export async function loadSpeechModel(config: Config, task: Task): Promise<NativeModel> {
   if (config.model === 'stub') return addon.loadModel(task.native, { kind: 'stub', stub: config.stub });
-  return addon.loadModel(task.native, { kind: 'moonshine', dir: await checkedDir(config.model) });
+  return addon.loadModel(task.native, { kind: 'moonshine', dir: await checkedDir(config, config.model) });
 }
 
-export async function loadVad(task: Task): Promise<NativeVad> {
-  return addon.loadVad(task.native, path.join(await checkedDir('silero-vad'), 'silero_vad.onnx'));
+export async function loadVad(config: Config, task: Task): Promise<NativeVad> {
+  return addon.loadVad(task.native, path.join(await checkedDir(config, 'silero-vad'), 'silero_vad.onnx'));
 }

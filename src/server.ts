@@ -4,6 +4,7 @@ import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uW
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics/registry.js';
+import { Authenticator } from './auth.js';
 import { loadSpeechModel, loadVad } from './models.js';
 import { addon, uws } from './native/binding.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
@@ -21,8 +22,12 @@ export interface Server {
   readonly metrics: Metrics;
   /** Loads and warms the models; the server answers upgrades once this resolves. */
   ready(): Promise<void>;
-  /** Stops listening and closes every connection. */
-  close(): void;
+  /**
+   * Graceful shutdown: stop accepting, report draining, let every live stream finish and get
+   * its final results, close each connection with 1001; after `graceSeconds` close the rest.
+   * Resolves with the number of connections that had to be cut.
+   */
+  drain(graceSeconds: number): Promise<number>;
 }
 
 const ROUTES: Record<Route, string> = { simple: '/api/v1/simple', segmented: '/api/v1/segmented' };
@@ -37,7 +42,7 @@ async function loadAndWarm(config: Config, metrics: Metrics, log: Logger): Promi
   const loader = new Task('inference');
   try {
     const started = performance.now();
-    const [onnxruntime, model, vad] = await Promise.all([addon.probeOrt(loader.native), loadSpeechModel(config, loader), loadVad(loader)]);
+    const [onnxruntime, model, vad] = await Promise.all([addon.probeOrt(loader.native), loadSpeechModel(config, loader), loadVad(config, loader)]);
     const loaded = performance.now();
     // One run of each on a second of faint noise: ORT sizes its arenas and picks kernels now,
     // not on a user's first utterance. The stub stays cold: its warm-up penalty and injected
@@ -59,6 +64,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   const metrics = new Metrics(config.threads);
   let loaded: Loaded | undefined;
   const routing = new Task('api_routing');
+  const auth = new Authenticator(config.authToken);
   const sockets = new Set<WebSocket<Connection>>();
   let connections = 0;
   let listenSocket: us_listen_socket | false = false;
@@ -73,6 +79,10 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       idleTimeout: config.idleTimeoutSeconds,
       maxBackpressure: 16 << 20,
       upgrade: (res, req, context) => routing.poll(() => {
+        if (!auth.allows(req)) {
+          unauthorized(res, metrics);
+          return;
+        }
         const refusal = !loaded ? ['not_ready', 'the server is still loading its models']
           : draining ? ['draining', 'the server is shutting down']
           : connections >= config.maxConnections ? ['max_connections', `the server is at its limit of ${config.maxConnections} connections`]
@@ -128,7 +138,11 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     });
   }
 
-  app.get('/api/v1/health', (res) => routing.poll(() => {
+  app.get('/api/v1/health', (res, req) => routing.poll(() => {
+    if (config.authAllRoutes && !auth.allows(req)) {
+      unauthorized(res, metrics);
+      return;
+    }
     const panics = metrics.native.panicsNow();
     const panicAt = lastPanicAt();
     const degraded = panics > 0 && panicAt !== undefined &&
@@ -150,7 +164,11 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       .end(JSON.stringify(body));
   }));
 
-  app.get('/metrics', (res) => {
+  app.get('/metrics', (res, req) => {
+    if (config.authAllRoutes && !auth.allows(req)) {
+      routing.poll(() => unauthorized(res, metrics));
+      return;
+    }
     let aborted = false;
     res.onAborted(() => { aborted = true; });
     spawn('metrics', async () => {
@@ -185,14 +203,27 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     async ready() {
       loaded = await loadAndWarm(config, metrics, log);
     },
-    close() {
+    async drain(graceSeconds) {
       draining = true;
       if (listenSocket) uws.us_listen_socket_close(listenSocket);
       listenSocket = false;
+      const finished = Promise.all([...sockets].map((ws) => ws.getUserData().session?.drain() ?? Promise.resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceSeconds * 1000); });
+      await Promise.race([finished, timedOut]);
+      clearTimeout(timer);
+      const cut = sockets.size;
       for (const ws of [...sockets]) ws.end(GOING_AWAY, 'server shutting down');
       routing.close();
+      return cut;
     },
   };
+}
+
+function unauthorized(res: HttpResponse, metrics: Metrics): void {
+  metrics.connectionsRefused.inc({ reason: 'unauthorized' });
+  res.writeStatus('401 Unauthorized').writeHeader('WWW-Authenticate', 'Bearer')
+    .writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: 'a valid token is required' }));
 }
 
 function notFound(res: HttpResponse, method: string, url: string): void {

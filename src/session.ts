@@ -21,9 +21,10 @@ export interface ClientSink {
   end(code: number, reason: string): void;
 }
 
-// Close codes (RFC 6455): 1000 normal, 1008 policy (the client broke the protocol's limits),
+// Close codes (RFC 6455): 1000 normal, 1001 server going away, 1008 policy (the client broke the protocol's limits),
 // 1009 message too big, 1011 internal error.
 export const CLOSE_NORMAL = 1000;
+export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY = 1008;
 export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_INTERNAL = 1011;
@@ -46,6 +47,7 @@ export class Session {
   private mailbox: Promise<void> = Promise.resolve();
   private queued = 0;
   private closed = false;
+  private readonly closeWaiters: (() => void)[] = [];
 
   constructor(
     private readonly sink: ClientSink,
@@ -67,11 +69,26 @@ export class Session {
     this.fatal('FRAME_TOO_LARGE', `a message of ${bytes} bytes is over the limit of ${limit} bytes (MAX_FRAME_BYTES)`, CLOSE_TOO_BIG);
   }
 
+  /**
+   * Server shutdown: after the messages already received, finish the stream (its final results
+   * are sent) and close with 1001. Resolves when the connection is closed.
+   */
+  drain(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.closeWaiters.push(resolve);
+      this.post(async () => {
+        await this.finishStream();
+        if (!this.closed) this.sink.end(CLOSE_GOING_AWAY, 'server shutting down');
+      });
+    });
+  }
+
   /** The connection is gone (either side closed it). */
   onClose(): void {
-    if (this.closed) return;
     this.closed = true;
     this.endStream(true);
+    for (const wake of this.closeWaiters.splice(0)) wake();
   }
 
   private post(op: () => void | Promise<void>): void {

@@ -18,7 +18,7 @@ export class Metrics {
   readonly connectionsActive = new Gauge({ name: 'connections_active', help: 'Open WebSocket connections', registers: [this.registry] });
   readonly connectionsTotal = new Counter({ name: 'connections_total', help: 'WebSocket connections accepted', registers: [this.registry] });
   readonly connectionsRefused = new Counter({
-    name: 'connections_refused_total', help: 'WebSocket upgrades refused, by reason', labelNames: ['reason'], registers: [this.registry],
+    name: 'connections_refused_total', help: 'WebSocket upgrades (and, with AUTH_ALL_ROUTES, HTTP requests) refused, by reason', labelNames: ['reason'], registers: [this.registry],
   });
   readonly streamsActive = new Gauge({ name: 'streams_active', help: 'Streams between start and stop', labelNames: ['route'], registers: [this.registry] });
   readonly streamsTotal = new Counter({ name: 'streams_total', help: 'Streams started', labelNames: ['route'], registers: [this.registry] });

@@ -76,7 +76,8 @@ class SegmentedChannel {
   private utterance = 0;
   private lastEnd = 0; // where the previous utterance's audio ended: padding never overlaps it
   private nextInterim = 0;
-  private readonly pad: number;
+  private readonly padBefore: number;
+  private readonly padAfter: number;
   private readonly interimInterval: number;
   private readonly maxBacklog: number;
 
@@ -91,10 +92,11 @@ class SegmentedChannel {
       minSpeech: ms(config.vadMinSpeechMs),
       minSilence: ms(config.vadMinSilenceMs),
       // The model's input, speech plus the padding before it, stays within the maximum.
-      maxUtterance: Math.max(ms(config.vadMinSpeechMs) + 512, Math.round(config.maxUtteranceSeconds * SAMPLE_RATE) - ms(config.vadSpeechPadMs)),
+      maxUtterance: Math.max(ms(config.vadMinSpeechMs) + 512, Math.round(config.maxUtteranceSeconds * SAMPLE_RATE) - ms(config.vadPadBeforeMs)),
     };
     this.detector = new SpeechDetector(detector);
-    this.pad = ms(config.vadSpeechPadMs);
+    this.padBefore = ms(config.vadPadBeforeMs);
+    this.padAfter = ms(config.vadPadAfterMs);
     this.interimInterval = Math.round(config.interimIntervalSeconds * SAMPLE_RATE);
     this.maxBacklog = config.maxBacklogSeconds * SAMPLE_RATE;
     this.model = new ModelChannel(model, index, emit, metrics, Math.max(this.maxBacklog, 2 * detector.maxUtterance));
@@ -179,7 +181,7 @@ class SegmentedChannel {
       }
       emit({ type: 'inactive', channel: this.index, time: e.at / SAMPLE_RATE });
       const start = this.paddedStart(e.from);
-      const end = e.forced ? e.at : Math.min(e.at + this.pad, this.history.end);
+      const end = e.forced ? e.at : Math.min(e.at + this.padAfter, this.history.end);
       this.model.enqueue({ samples: this.history.slice(start, end), start, end, utterance: this.utterance, isFinal: true });
       this.lastEnd = end;
     }
@@ -187,7 +189,7 @@ class SegmentedChannel {
 
   /** An utterance's audio starts `pad` before its speech, never inside the previous utterance. */
   private paddedStart(onset: number): number {
-    return Math.max(this.lastEnd, onset - this.pad, 0);
+    return Math.max(this.lastEnd, onset - this.padBefore, 0);
   }
 
   /** With interim results, the utterance so far every interimInterval of new audio. */
@@ -205,7 +207,7 @@ class SegmentedChannel {
   private trim(): void {
     const position = this.detector.position;
     const onset = this.detector.candidateStart;
-    this.history.trimTo(Math.min(onset === undefined ? position : this.paddedStart(onset), position - this.pad));
+    this.history.trimTo(Math.min(onset === undefined ? position : this.paddedStart(onset), position - this.padBefore));
   }
 
   private wake(): void {

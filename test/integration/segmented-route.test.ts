@@ -116,12 +116,13 @@ describe('/api/v1/segmented', () => {
   });
 
   it('speech longer than MAX_UTTERANCE_SECONDS is split into utterances of that length', async () => {
-    const short = await startServer({ MODEL: 'stub', MAX_UTTERANCE_SECONDS: '2' });
+    const short = await startServer({ MODEL: 'stub', MAX_UTTERANCE_SECONDS: '2', VAD_PAD_BEFORE_MS: '200' });
     try {
       const wav = readWav('two_utterances_16k_mono_s16.wav');
       const { events } = await streamFile(short.url('/api/v1/segmented'), startMessage(wav), wav.data, 4096);
       const finals = events.filter((e) => e['is_final'] === true);
-      // A: 0.544-3.936 (3.4 s) -> 2 pieces; B: 5.92-10.528 (4.6 s) -> 3 pieces.
+      // Speech per piece: 2 s less the 0.2 s padding before it. A: 0.544-3.936 (3.4 s) -> 2 pieces;
+      // B: 5.92-10.528 (4.6 s) -> 3 pieces.
       assert.equal(finals.length, 5);
       for (const f of finals) assert.ok((f['end_time'] as number) - (f['start_time'] as number) <= 2 + 1e-9, 'model input within the maximum, padding included');
       const actives = events.filter((e) => e.type === 'active').map((e) => e['time']);

@@ -1,0 +1,120 @@
+// Resampler to 16 kHz, one thread: input samples/s and stopband of native/resampler.cc against
+// libsoxr (HQ, MQ) and speexdsp (quality 8, 10), same input, same run, at 44.1, 48 and 8 kHz.
+// Builds bench/native/resampler_bench.cc into bench/out/ (git-ignored) with g++ and links the
+// peers there; the server itself never depends on them. Installs the peers' -dev packages with
+// apt-get when they are missing and we run as root; otherwise says what to install.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+const quick = process.argv.includes('--quick');
+const root = path.resolve(import.meta.dirname, '..');
+const outDir = path.join(root, 'bench/out');
+const binary = path.join(outDir, 'resampler_bench');
+const sources = ['bench/native/resampler_bench.cc', 'native/resampler.cc'].map((f) => path.join(root, f));
+const headers = [path.join(root, 'native/resampler.h')];
+
+const PEER_PACKAGES = ['libsoxr-dev', 'libspeexdsp-dev'];
+const PEER_HEADERS = ['/usr/include/soxr.h', '/usr/include/speex/speex_resampler.h'];
+
+function ensurePeers(): void {
+  if (PEER_HEADERS.every((h) => existsSync(h))) return;
+  const install = `apt-get install -y ${PEER_PACKAGES.join(' ')}`;
+  if (process.getuid?.() !== 0) {
+    throw new Error(`bench resampler needs the peers' headers (${PEER_HEADERS.filter((h) => !existsSync(h)).join(', ')}): run \`sudo ${install}\``);
+  }
+  process.stderr.write(`installing the benchmark's peers: ${install}\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const args = ['install', '-y', '--no-install-recommends', ...PEER_PACKAGES];
+  try {
+    execFileSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+  } catch {
+    execFileSync('apt-get', ['update'], { stdio: ['ignore', 'ignore', 'inherit'], env }); // stale or missing package lists
+    execFileSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+  }
+  if (!PEER_HEADERS.every((h) => existsSync(h))) throw new Error(`${install} did not provide ${PEER_HEADERS.join(', ')}`);
+}
+
+function build(): void {
+  const built = existsSync(binary) ? statSync(binary).mtimeMs : 0;
+  if ([...sources, ...headers].every((f) => statSync(f).mtimeMs < built)) return;
+  mkdirSync(outDir, { recursive: true });
+  // The addon's own flags (CMakeLists.txt: -O3 -DNDEBUG, C++17, no -march), so ours runs as served.
+  execFileSync('g++', ['-O3', '-DNDEBUG', '-std=c++17', '-I', path.join(root, 'native'), ...sources, '-o', binary, '-lsoxr', '-lspeexdsp', '-lm'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+}
+
+interface Row {
+  impl: string;
+  rate: number;
+  samples_per_s: number;
+  attenuation_db: number;
+  edge_gain_db: number;
+}
+interface HarnessOutput {
+  soxr: string;
+  runs: number;
+  chunk_ms: number;
+  results: Row[];
+}
+
+function version(pkg: string): string {
+  try {
+    return execFileSync('pkg-config', ['--modversion', pkg], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+ensurePeers();
+build();
+const started = performance.now();
+const raw = execFileSync(binary, quick ? ['--quick'] : [], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+const seconds = (performance.now() - started) / 1000;
+const harness = JSON.parse(raw) as HarnessOutput;
+
+const TAG: Record<number, string> = { 44100: '44k1', 48000: '48k', 8000: '8k' };
+const PEERS = ['soxr_hq', 'soxr_mq', 'speex_q8', 'speex_q10'];
+const LABEL: Record<string, string> = {
+  ours: 'speech-server',
+  soxr_hq: 'libsoxr HQ',
+  soxr_mq: 'libsoxr MQ',
+  speex_q8: 'speexdsp q8',
+  speex_q10: 'speexdsp q10',
+};
+const get = (impl: string, rate: number): Row => {
+  const row = harness.results.find((r) => r.impl === impl && r.rate === rate);
+  if (!row) throw new Error(`no result for ${impl} at ${rate} Hz`);
+  return row;
+};
+const rates = [...new Set(harness.results.map((r) => r.rate))];
+
+console.log(`resampler to 16 kHz, one thread, ${harness.chunk_ms} ms chunks, median of ${harness.runs} interleaved runs${quick ? ' (quick: tiny sizes, figures meaningless)' : ''}`);
+console.log(`peers: ${harness.soxr}, speexdsp ${version('speexdsp')}; harness ran ${seconds.toFixed(1)} s`);
+console.log('stopband: worst residue of a tone at 8.1-20 kHz below the input Nyquist (for 8 kHz input: of everything beside a 0.5-3.5 kHz tone, i.e. its images)');
+console.log('edge gain: at 7 kHz (at 3.6 kHz for 8 kHz input)');
+for (const rate of rates) {
+  const ours = get('ours', rate);
+  console.log(`\n${rate} Hz -> 16 kHz     M input samples/s   ours is x   stopband dB   edge gain dB`);
+  for (const impl of ['ours', ...PEERS]) {
+    const r = get(impl, rate);
+    console.log(`  ${LABEL[impl]!.padEnd(16)} ${(r.samples_per_s / 1e6).toFixed(1).padStart(16)} ${(ours.samples_per_s / r.samples_per_s).toFixed(2).padStart(11)} ${r.attenuation_db.toFixed(1).padStart(13)} ${r.edge_gain_db.toFixed(3).padStart(14)}`);
+  }
+}
+
+const result: Record<string, number | string> = { bench: 'resampler' };
+for (const peer of PEERS) {
+  for (const rate of rates) {
+    result[`ratio_vs_${peer}_${TAG[rate] ?? rate}`] = Number((get('ours', rate).samples_per_s / get(peer, rate).samples_per_s).toFixed(3));
+  }
+}
+for (const impl of ['ours', ...PEERS]) {
+  for (const rate of rates) {
+    const r = get(impl, rate);
+    result[`${impl}_msamples_per_s_${TAG[rate] ?? rate}`] = Number((r.samples_per_s / 1e6).toFixed(1));
+    result[`${impl}_stopband_db_${TAG[rate] ?? rate}`] = Number(r.attenuation_db.toFixed(1));
+  }
+}
+result['peers'] = `${harness.soxr}, speexdsp ${version('speexdsp')}`;
+console.log(JSON.stringify(result));
