@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics/registry.js';
 import type { NativeModel } from './native/binding.js';
+import { ArrivalClock } from './pipeline/arrival-clock.js';
 import type { Runner } from './pipeline/runner.js';
 import { SegmentedRunner } from './pipeline/segmented-runner.js';
 import { SimpleRunner } from './pipeline/simple-runner.js';
@@ -43,7 +44,7 @@ export interface SessionDeps {
 
 export class Session {
   private runner: Runner | undefined;
-  private stream: { bytesPerSecond: number; log: Logger } | undefined;
+  private stream: { bytesPerSecond: number; log: Logger; startedAt: number; clock: ArrivalClock; firstEventSent: boolean } | undefined;
   private mailbox: Promise<void> = Promise.resolve();
   private queued = 0;
   private closed = false;
@@ -123,7 +124,9 @@ export class Session {
       return;
     }
     if (this.runner) {
+      const stoppedAt = performance.now();
       await this.finishStream();
+      this.deps.metrics.stopLatency.observe({ route: this.deps.route }, (performance.now() - stoppedAt) / 1000);
     } else if (!request.disconnect) {
       this.error('NOT_STARTED', 'stop before start: there is no stream to stop');
       return;
@@ -136,7 +139,9 @@ export class Session {
       this.error('NOT_STARTED', 'audio before start: send {"request":"start",...} first');
       return;
     }
-    this.deps.metrics.audioReceived.inc(bytes.length / this.stream.bytesPerSecond);
+    const seconds = bytes.length / this.stream.bytesPerSecond;
+    this.deps.metrics.audioReceived.inc(seconds);
+    this.stream.clock.arrived(seconds);
     this.runner.push(bytes);
   }
 
@@ -155,6 +160,9 @@ export class Session {
     this.stream = {
       bytesPerSecond: format.sampleRate * format.channels * (format.bitDepth / 8),
       log: request.traceId ? log.child({ trace_id: request.traceId }) : log,
+      startedAt: performance.now(),
+      clock: new ArrivalClock(),
+      firstEventSent: false,
     };
     metrics.streamStarted(route);
     this.stream.log.debug('stream started', { route, format });
@@ -204,8 +212,20 @@ export class Session {
 
   private send(event: ServerEvent): void {
     if (this.closed) return;
-    if (event.type === 'error') this.deps.metrics.countError(event.code);
-    this.deps.metrics.eventsSent.inc({ type: event.type });
+    const { metrics, route } = this.deps;
+    if (event.type === 'error') metrics.countError(event.code);
+    metrics.eventsSent.inc({ type: event.type });
     this.sink.send(event);
+    const stream = this.stream;
+    if (!stream) return;
+    const now = performance.now();
+    if (!stream.firstEventSent) {
+      stream.firstEventSent = true;
+      metrics.firstEventLatency.observe({ route }, (now - stream.startedAt) / 1000);
+    }
+    if (event.type === 'segment' && event.is_final !== false) {
+      const arrived = stream.clock.arrivalOf(event.end_time);
+      if (arrived !== undefined) metrics.finalLatency.observe({ route }, (now - arrived) / 1000);
+    }
   }
 }

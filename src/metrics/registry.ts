@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ErrorCode } from '../protocol.js';
 import { NativeFamilies } from './native-families.js';
+import { StageHistogram } from './stage-histogram.js';
 
 export const PIPELINE_STAGES = ['audio_decoding', 'vad_processing', 'model_inference'] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
@@ -28,24 +29,74 @@ export class Metrics {
   readonly eventsSent = new Counter({ name: 'events_sent_total', help: 'Events sent to clients, by type', labelNames: ['type'], registers: [this.registry] });
   readonly errors = new Counter({ name: 'errors_total', help: 'Errors reported to clients, by kind (the error event code)', labelNames: ['kind'], registers: [this.registry] });
 
-  // Per-stage work: how much audio a unit of work covered, how long it ran, and the ratio.
-  readonly mediaDuration = new Histogram({
-    name: 'media_duration_seconds', help: 'Audio covered by one unit of work, by pipeline stage', labelNames: ['pipeline_stage'],
-    buckets: [0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [this.registry],
+  // Per-stage work: how much audio a unit of work covered, how long it ran, and the ratio, each
+  // stage with buckets around what it was measured to do (bench/RESULTS.md): a decode job covers
+  // one or a few 20-100 ms frames at an RTF near 1e-4; a VAD batch covers every waiting channel's
+  // audio at ~1e-3 (batched Silero, ~35k windows/s); an utterance covers seconds at 0.015-0.035
+  // (Moonshine tiny, one thread). The RTF buckets reach 15 like the brief's.
+  readonly mediaDuration = new StageHistogram<PipelineStage>(this.registry, 'media_duration_seconds',
+    'Audio covered by one unit of work, by pipeline stage', {
+      audio_decoding: [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+      vad_processing: [0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      model_inference: [0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 12, 20, 30],
+    });
+  readonly processingDuration = new StageHistogram<PipelineStage>(this.registry, 'processing_duration_seconds',
+    'Worker time of one unit of work, by pipeline stage', {
+      audio_decoding: [1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.01],
+      vad_processing: [5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1],
+      model_inference: [1e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+    });
+  readonly rtf = new StageHistogram<PipelineStage>(this.registry, 'rtf',
+    'Real-time factor (processing / media duration) of one unit of work, by pipeline stage', {
+      audio_decoding: [1e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.05, 15],
+      vad_processing: [2.5e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3, 0.01, 0.02, 0.05, 0.1, 15],
+      model_inference: [1e-3, 5e-3, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1, 2, 15],
+    });
+
+  // What users feel. Final latency: a final result's emission minus the arrival of the audio at
+  // its end_time (segmented: includes the end-of-speech wait; simple: the window's last frame).
+  readonly firstEventLatency = new Histogram({
+    name: 'first_event_latency_seconds', help: 'From a stream\'s start request to its first event', labelNames: ['route'],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30], registers: [this.registry],
   });
-  readonly processingDuration = new Histogram({
-    name: 'processing_duration_seconds', help: 'Worker time of one unit of work, by pipeline stage', labelNames: ['pipeline_stage'],
-    buckets: [0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [this.registry],
+  readonly finalLatency = new Histogram({
+    name: 'final_latency_seconds', help: 'From the arrival of the audio at a final result\'s end_time to the result', labelNames: ['route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 10], registers: [this.registry],
   });
-  readonly rtf = new Histogram({
-    name: 'rtf', help: 'Real-time factor (processing / media duration) of one unit of work, by pipeline stage', labelNames: ['pipeline_stage'],
-    buckets: [0.0001, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5, 15], registers: [this.registry],
+  readonly stopLatency = new Histogram({
+    name: 'stop_latency_seconds', help: 'From a stop request to the last final result of its stream', labelNames: ['route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [this.registry],
+  });
+  readonly eventLoopLag = new Histogram({
+    name: 'eventloop_lag_seconds', help: 'Event-loop lag: how late a 20 ms timer fired', registers: [this.registry],
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+  });
+  private lastUtilization = performance.eventLoopUtilization();
+  readonly eventLoopUtilization = new Gauge({
+    name: 'eventloop_utilization', help: 'Share of time the event loop was busy since the previous scrape (0-1)', registers: [this.registry],
+    collect: () => {
+      const now = performance.eventLoopUtilization();
+      this.eventLoopUtilization.set(performance.eventLoopUtilization(now, this.lastUtilization).utilization);
+      this.lastUtilization = now;
+    },
   });
 
   constructor(threadpoolSize: number) {
     collectDefaultMetrics({ register: this.registry });
     for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
     this.native = new NativeFamilies(this.registry, threadpoolSize);
+    this.sampleEventLoop();
+  }
+
+  // A timer that should fire every 20 ms: its lateness is the lag every other callback suffers.
+  private sampleEventLoop(): void {
+    const period = 20;
+    let expected = performance.now() + period;
+    setInterval(() => {
+      const now = performance.now();
+      this.eventLoopLag.observe(Math.max(0, now - expected) / 1000);
+      expected = now + period;
+    }, period).unref();
   }
 
   /** Streams live now, all routes (for the health route). */
@@ -98,9 +149,8 @@ export class StageRecord implements Disposable {
 
   [Symbol.dispose](): void {
     if (this.runSeconds === undefined || this.mediaSeconds <= 0) return;
-    const labels = { pipeline_stage: this.stageName };
-    this.metrics.mediaDuration.observe(labels, this.mediaSeconds);
-    this.metrics.processingDuration.observe(labels, this.runSeconds);
-    this.metrics.rtf.observe(labels, this.runSeconds / this.mediaSeconds);
+    this.metrics.mediaDuration.observe(this.stageName, this.mediaSeconds);
+    this.metrics.processingDuration.observe(this.stageName, this.runSeconds);
+    this.metrics.rtf.observe(this.stageName, this.runSeconds / this.mediaSeconds);
   }
 }

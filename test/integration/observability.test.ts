@@ -76,6 +76,18 @@ describe('metrics', () => {
     assert.ok(moved('rtf_count{pipeline_stage="model_inference"}') >= 3);
     assert.ok(moved('media_duration_seconds_sum{pipeline_stage="audio_decoding"}') > wav.seconds - 0.01);
     assert.equal(after.get('threadpool_jobs_running'), 0);
+    // Each stage has buckets of its own scale.
+    assert.ok(after.has('rtf_bucket{le="0.00001",pipeline_stage="audio_decoding"}'));
+    assert.ok(after.has('rtf_bucket{le="0.015",pipeline_stage="model_inference"}'));
+    assert.ok(!after.has('rtf_bucket{le="0.00001",pipeline_stage="model_inference"}'));
+    assert.equal(after.get('rtf_bucket{le="+Inf",pipeline_stage="model_inference"}'), after.get('rtf_count{pipeline_stage="model_inference"}'));
+    // User-felt latencies: one first event and one stop per stream, one final latency per segment (3 windows of 5 s).
+    assert.equal(moved('first_event_latency_seconds_count{route="simple"}'), 1);
+    assert.equal(moved('stop_latency_seconds_count{route="simple"}'), 1);
+    assert.equal(moved('final_latency_seconds_count{route="simple"}'), 3);
+    assert.ok((after.get('eventloop_lag_seconds_count') ?? 0) > 0, 'the event-loop lag sampler runs');
+    const utilization = after.get('eventloop_utilization') ?? -1;
+    assert.ok(utilization >= 0 && utilization <= 1);
     assert.ok((after.get('threadpool_size') ?? 0) >= 1);
   });
 
