@@ -29,6 +29,15 @@ Napi::Value ProbeOrtJs(const Napi::CallbackInfo& info) {
   return Submit(info.Env(), task->state(), info[0].As<Napi::Object>(), std::make_unique<OrtProbeJob>());
 }
 
+// recordPanic(subsystem): a panic in JS code handling a subsystem's results (src/tasks.ts).
+Napi::Value RecordPanicJs(const Napi::CallbackInfo& info) {
+  const std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  const auto subsystem = ParseSubsystem(name);
+  if (!subsystem) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "unknown subsystem: " + name);
+  TaskMetrics::Get().Panicked(*subsystem);
+  return info.Env().Undefined();
+}
+
 // taskMetricSchema(): {subsystems: string[], fields: {field, kind, name, help}[]}
 Napi::Value TaskMetricSchema(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
@@ -94,6 +103,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probeOrt", Napi::Function::New<ProbeOrtJs>(env, "probeOrt"));
   exports.Set("taskMetricSchema", Napi::Function::New<TaskMetricSchema>(env, "taskMetricSchema"));
   exports.Set("snapshot", Napi::Function::New<Snapshot>(env, "snapshot"));
+  exports.Set("recordPanic", Napi::Function::New<RecordPanicJs>(env, "recordPanic"));
   return exports;
 }
 

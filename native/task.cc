@@ -36,7 +36,6 @@ void TaskState::Close() {
 Napi::Function TaskHandle::Define(Napi::Env env) {
   return DefineClass(env, "Task",
                      {InstanceMethod<&TaskHandle::RecordPoll>("recordPoll"),
-                      InstanceMethod<&TaskHandle::RecordPanic>("recordPanic"),
                       InstanceMethod<&TaskHandle::Close>("close")});
 }
 
@@ -76,11 +75,6 @@ Napi::Value TaskHandle::RecordPoll(const Napi::CallbackInfo& info) {
   metrics.Polled(state_->subsystem(), delay, run, outcome);
   state_->OnComplete(end);
   return env.Undefined();
-}
-
-Napi::Value TaskHandle::RecordPanic(const Napi::CallbackInfo& info) {
-  TaskMetrics::Get().Panicked(state_->subsystem());
-  return info.Env().Undefined();
 }
 
 Napi::Value TaskHandle::Close(const Napi::CallbackInfo& info) {

@@ -34,8 +34,7 @@ class TaskState {
 
 // JS-visible task, for work whose owner lives in JS: a channel's model runner, a client
 // connection, a scrape. `new Task("inference")`; `recordPoll(delay, run, outcome)` records a
-// poll that ran in JS (the JS `spawn` helper); `recordPanic()` counts an exception thrown by JS
-// code handling this task's results; `close()` ends the task.
+// poll that ran in JS (the JS `spawn` helper); `close()` ends the task.
 class TaskHandle : public Napi::ObjectWrap<TaskHandle> {
  public:
   static Napi::Function Define(Napi::Env env);
@@ -45,7 +44,6 @@ class TaskHandle : public Napi::ObjectWrap<TaskHandle> {
 
  private:
   Napi::Value RecordPoll(const Napi::CallbackInfo& info);
-  Napi::Value RecordPanic(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   std::unique_ptr<TaskState> state_;
 };

@@ -25,6 +25,10 @@ export interface Config {
   maxConnections: number;
   maxChannels: number;
   maxFrameBytes: number;
+  maxTextBytes: number;
+  maxStreamSeconds: number;
+  streamIdleSeconds: number;
+  maxOutboundBytes: number;
   maxBacklogSeconds: number;
   idleTimeoutSeconds: number;
   degradedWindowSeconds: number;
@@ -163,6 +167,14 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'audio channels per stream' },
   { key: 'maxFrameBytes', env: 'MAX_FRAME_BYTES', default: 1 << 20, parse: integer(1024, 64 << 20),
     help: 'largest WebSocket message accepted; a larger one gets FRAME_TOO_LARGE and close 1009' },
+  { key: 'maxTextBytes', env: 'MAX_TEXT_BYTES', default: 64 << 10, parse: integer(256, 16 << 20),
+    help: 'largest JSON (text) message; a larger one gets MESSAGE_TOO_LARGE and is ignored' },
+  { key: 'maxStreamSeconds', env: 'MAX_STREAM_SECONDS', default: 4 * 3600, parse: decimal(1, 7 * 86_400),
+    help: 'audio one stream may carry; beyond it the stream is finished, STREAM_TOO_LONG, close 1008' },
+  { key: 'streamIdleSeconds', env: 'STREAM_IDLE_SECONDS', default: 60, parse: decimal(0, 86_400),
+    help: 'a started stream that receives no audio for this long is finished, STREAM_IDLE, close 1008 (0: never)' },
+  { key: 'maxOutboundBytes', env: 'MAX_OUTBOUND_BYTES', default: 4 << 20, parse: integer(64 << 10, 1 << 30),
+    help: 'events a client leaves unread; beyond it the client is too slow: SLOW_CONSUMER, close 1008' },
   { key: 'maxBacklogSeconds', env: 'MAX_BACKLOG_SECONDS', default: 30, parse: decimal(0.5, 3600),
     help: 'audio a stream may have waiting for processing before it gets a BACKLOG error and is closed' },
   { key: 'idleTimeoutSeconds', env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: integer(0, 3600),

@@ -11,6 +11,10 @@ export const ERROR_CODES = {
   NOT_STARTED: 'audio or stop before start',
   BACKLOG: 'the stream fell too far behind real time and was closed',
   FRAME_TOO_LARGE: 'a message over MAX_FRAME_BYTES; the connection is closed with 1009',
+  MESSAGE_TOO_LARGE: 'a text message over MAX_TEXT_BYTES; it is ignored, the connection stays usable',
+  STREAM_TOO_LONG: 'a stream carried more than MAX_STREAM_SECONDS of audio: finished, then closed with 1008',
+  STREAM_IDLE: 'a started stream received no audio for STREAM_IDLE_SECONDS: finished, then closed with 1008',
+  SLOW_CONSUMER: 'the client left more than MAX_OUTBOUND_BYTES of events unread; closed with 1008',
   MODEL_FAILURE: 'the model failed on one segment; the stream goes on',
   NATIVE_PANIC: 'an internal error in native code on one segment; the stream goes on',
   INTERNAL: 'an internal error in the server',
@@ -112,8 +116,8 @@ export function parseRequest(text: string, maxChannels: number): ClientRequest {
   switch (request) {
     case 'start': {
       const traceId = msg['trace_id'];
-      if (traceId !== undefined && traceId !== null && typeof traceId !== 'string') {
-        throw new ProtocolError('BAD_MESSAGE', '"trace_id" must be a string or null');
+      if (traceId !== undefined && traceId !== null && (typeof traceId !== 'string' || traceId.length > 256)) {
+        throw new ProtocolError('BAD_MESSAGE', '"trace_id" must be a string of at most 256 characters, or null');
       }
       return {
         request,

@@ -6,6 +6,7 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics/registry.js';
 import { Authenticator } from './auth.js';
 import { loadSpeechModel, loadVad } from './models.js';
+import { loadStaticFiles } from './static-files.js';
 import { addon, uws } from './native/binding.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
 import { Session, type Route, type SessionDeps } from './session.js';
@@ -77,7 +78,8 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       // larger ones itself (1006) from their header, before buffering them.
       maxPayloadLength: 2 * config.maxFrameBytes,
       idleTimeout: config.idleTimeoutSeconds,
-      maxBackpressure: 16 << 20,
+      // Above MAX_OUTBOUND_BYTES the session closes a client that is not reading (SLOW_CONSUMER).
+      maxBackpressure: 2 * config.maxOutboundBytes,
       upgrade: (res, req, context) => routing.poll(() => {
         if (!auth.allows(req)) {
           unauthorized(res, metrics);
@@ -109,7 +111,10 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
         metrics.connectionsActive.inc();
         conn.session = new Session({
           send: (event) => {
-            if (!conn.closed) ws.send(JSON.stringify(event), false);
+            if (conn.closed) return;
+            ws.send(JSON.stringify(event), false);
+            const buffered = ws.getBufferedAmount();
+            if (buffered > config.maxOutboundBytes) conn.session?.onSlowConsumer(buffered);
           },
           end: (code, reason) => {
             if (!conn.closed) ws.end(code, reason);
@@ -183,6 +188,23 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     });
   });
 
+  // Streams that went quiet are finished (STREAM_IDLE); one sweep a second is precise enough.
+  const idleSweep = setInterval(() => {
+    const now = performance.now();
+    for (const ws of sockets) ws.getUserData().session?.checkIdle(now);
+  }, 1000);
+  idleSweep.unref();
+
+  const pages = loadStaticFiles();
+  app.get('/*', (res, req) => routing.poll(() => {
+    const page = pages.get(req.getUrl());
+    if (!page) {
+      notFound(res, req.getMethod(), req.getUrl());
+      return;
+    }
+    res.writeStatus('200 OK').writeHeader('Content-Type', page.type).writeHeader('Cache-Control', 'no-cache').end(page.body);
+  }));
+
   app.any('/*', (res, req) => routing.poll(() => {
     notFound(res, req.getMethod(), req.getUrl());
   }));
@@ -212,6 +234,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceSeconds * 1000); });
       await Promise.race([finished, timedOut]);
       clearTimeout(timer);
+      clearInterval(idleSweep);
       const cut = sockets.size;
       for (const ws of [...sockets]) ws.end(GOING_AWAY, 'server shutting down');
       routing.close();

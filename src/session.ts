@@ -10,7 +10,7 @@ import type { Runner } from './pipeline/runner.js';
 import { SegmentedRunner } from './pipeline/segmented-runner.js';
 import { SimpleRunner } from './pipeline/simple-runner.js';
 import type { VadBatcher } from './pipeline/vad-batcher.js';
-import { ProtocolError, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
+import { ProtocolError, frameBytes, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
 import { toTaskFailure, type TaskFailure } from './tasks.js';
 
 export type Route = 'simple' | 'segmented';
@@ -44,10 +44,21 @@ export interface SessionDeps {
 
 export class Session {
   private runner: Runner | undefined;
-  private stream: { bytesPerSecond: number; log: Logger; startedAt: number; clock: ArrivalClock; firstEventSent: boolean } | undefined;
+  private stream: {
+    bytesPerSecond: number;
+    frameBytes: number;
+    log: Logger;
+    startedAt: number;
+    clock: ArrivalClock;
+    firstEventSent: boolean;
+    bytes: number; // audio received
+    lastAudioAt: number;
+    ending: boolean; // a limit has ended it; its finish is queued
+  } | undefined;
   private mailbox: Promise<void> = Promise.resolve();
   private queued = 0;
   private closed = false;
+  private slow = false;
   private readonly closeWaiters: (() => void)[] = [];
 
   constructor(
@@ -56,7 +67,29 @@ export class Session {
   ) {}
 
   onText(text: string): void {
+    if (text.length > this.deps.config.maxTextBytes) {
+      // Refused at once, not queued: a huge message must not wait in the mailbox.
+      this.error('MESSAGE_TOO_LARGE', `a text message of ${text.length} bytes is over the limit of ${this.deps.config.maxTextBytes} (MAX_TEXT_BYTES)`);
+      return;
+    }
     this.post(() => this.handleText(text));
+  }
+
+  /** Called about once a second: finishes a stream that has gone quiet for too long. */
+  checkIdle(now: number): void {
+    const limit = this.deps.config.streamIdleSeconds;
+    if (limit <= 0 || !this.stream || this.closed || this.stream.ending) return;
+    if (now - this.stream.lastAudioAt < limit * 1000) return;
+    this.stream.ending = true;
+    this.post(() => this.finishThenClose('STREAM_IDLE', `no audio for ${limit} s (STREAM_IDLE_SECONDS)`));
+  }
+
+  /** The client is not reading its events. */
+  onSlowConsumer(buffered: number): void {
+    // Once: the error event itself is queued behind the unread ones.
+    if (this.closed || this.slow) return;
+    this.slow = true;
+    this.fatal('SLOW_CONSUMER', `${buffered} bytes of events are unread (MAX_OUTBOUND_BYTES ${this.deps.config.maxOutboundBytes})`, CLOSE_POLICY);
   }
 
   /** `bytes` must be the session's own copy. */
@@ -134,15 +167,39 @@ export class Session {
     if (request.disconnect && !this.closed) this.sink.end(CLOSE_NORMAL, 'stopped');
   }
 
-  private handleAudio(bytes: Uint8Array): void {
-    if (!this.runner || !this.stream) {
+  private async handleAudio(bytes: Uint8Array): Promise<void> {
+    const stream = this.stream;
+    if (!this.runner || !stream) {
       this.error('NOT_STARTED', 'audio before start: send {"request":"start",...} first');
       return;
     }
-    const seconds = bytes.length / this.stream.bytesPerSecond;
-    this.deps.metrics.audioReceived.inc(seconds);
-    this.stream.clock.arrived(seconds);
-    this.runner.push(bytes);
+    if (stream.ending) return; // a limit ended this stream; its finish is queued behind us
+    const limit = this.deps.config.maxStreamSeconds;
+    // Counted in bytes, exactly: summing seconds would drift.
+    const room = Math.floor((limit * stream.bytesPerSecond) / stream.frameBytes) * stream.frameBytes - stream.bytes;
+    const accepted = bytes.length > room ? bytes.subarray(0, Math.max(0, room)) : bytes;
+    if (accepted.length > 0) {
+      const seconds = accepted.length / stream.bytesPerSecond;
+      stream.bytes += accepted.length;
+      stream.lastAudioAt = performance.now();
+      this.deps.metrics.audioReceived.inc(seconds);
+      stream.clock.arrived(seconds);
+      this.runner.push(accepted);
+    }
+    if (accepted !== bytes) {
+      // The stream carries exactly MAX_STREAM_SECONDS: what fits is kept, the rest refused.
+      stream.ending = true;
+      await this.finishThenClose('STREAM_TOO_LONG', `the stream reached the limit of ${limit} s of audio (MAX_STREAM_SECONDS)`);
+    }
+  }
+
+  /** A limit ends the stream: its results so far are delivered, then the error and 1008. */
+  private async finishThenClose(code: ErrorCode, message: string): Promise<void> {
+    await this.finishStream();
+    if (this.closed) return;
+    this.error(code, message);
+    this.closed = true;
+    this.sink.end(CLOSE_POLICY, code);
   }
 
   private startStream(request: StartRequest): void {
@@ -158,11 +215,15 @@ export class Session {
         maxBacklogSeconds: config.maxBacklogSeconds,
       });
     this.stream = {
-      bytesPerSecond: format.sampleRate * format.channels * (format.bitDepth / 8),
+      bytesPerSecond: format.sampleRate * frameBytes(format),
+      frameBytes: frameBytes(format),
       log: request.traceId ? log.child({ trace_id: request.traceId }) : log,
       startedAt: performance.now(),
       clock: new ArrivalClock(),
       firstEventSent: false,
+      bytes: 0,
+      lastAudioAt: performance.now(),
+      ending: false,
     };
     metrics.streamStarted(route);
     this.stream.log.debug('stream started', { route, format });

@@ -93,14 +93,14 @@ export function spawn(subsystem: Subsystem, fn: () => Promise<void>, onError: (f
 }
 
 /**
- * Consumes a native job's promise on behalf of `task` without awaiting it: exactly one handler
- * runs. A handler that throws is a JS panic of the task, counted and logged, never an unhandled
- * rejection. This and `spawn` are the only places a promise may be left un-awaited.
+ * Consumes a native job's promise without awaiting it: exactly one handler runs. A handler that
+ * throws is a JS panic of `subsystem`, counted and logged, never an unhandled rejection. This and
+ * `spawn` are the only places a promise may be left un-awaited.
  */
-export function settle<T>(task: Task, promise: Promise<T>, onOk: (value: T) => void, onError: (failure: TaskFailure) => void): void {
+export function settle<T>(subsystem: Subsystem, promise: Promise<T>, onOk: (value: T) => void, onError: (failure: TaskFailure) => void): void {
   promise.then(onOk, (e: unknown) => onError(toTaskFailure(e))).catch((e: unknown) => {
-    task.native.recordPanic();
+    addon.recordPanic(subsystem);
     toTaskFailure(e);
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'panic in a result handler', task: task.subsystem, error: String((e as Error)?.stack ?? e) })}\n`);
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'panic in a result handler', task: subsystem, error: String((e as Error)?.stack ?? e) })}\n`);
   });
 }

@@ -1,7 +1,7 @@
 // The server's Prometheus registry: service, audio-stage and runtime families, plus the native
 // task metrics. Names follow the README's table (brief name -> exported name).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ErrorCode } from '../protocol.js';
+import { ERROR_CODES, type ErrorCode } from '../protocol.js';
 import { NativeFamilies } from './native-families.js';
 import { StageHistogram } from './stage-histogram.js';
 
@@ -85,6 +85,9 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry });
     for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
     this.native = new NativeFamilies(this.registry, threadpoolSize);
+    // Every known series exists from the start, at 0: rate() and dashboards see "none yet".
+    for (const kind of Object.keys(ERROR_CODES) as ErrorCode[]) this.errors.inc({ kind }, 0);
+    for (const reason of ['max_connections', 'not_ready', 'draining', 'unauthorized']) this.connectionsRefused.inc({ reason }, 0);
     this.sampleEventLoop();
   }
 

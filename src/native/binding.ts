@@ -57,8 +57,6 @@ export interface AudioChunk extends JobTiming {
 export interface NativeTask {
   /** Records one poll of a task that runs in JS (see src/tasks.ts). */
   recordPoll(delaySeconds: number, runSeconds: number, outcome: 'ok' | 'failed' | 'panicked'): void;
-  /** Counts a panic in JS code that handled this task's results. */
-  recordPanic(): void;
   close(): void;
 }
 
@@ -131,6 +129,8 @@ export interface Addon {
   probeOrt(task: NativeTask): Promise<string>;
   taskMetricSchema(): { subsystems: Subsystem[]; fields: TaskFieldInfo[] };
   snapshot(): NativeSnapshot;
+  /** Counts a panic in JS code that handled a subsystem's results. */
+  recordPanic(subsystem: Subsystem): void;
 }
 
 export const addon: Addon = require(path.join(PROJECT_ROOT, 'build/Release/speech_native.node')) as Addon;

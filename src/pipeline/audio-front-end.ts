@@ -3,7 +3,7 @@
 // so a loaded server runs fewer, larger jobs.
 import { addon, type AudioChunk, type NativeAudioStream, type NativeFormat } from '../native/binding.js';
 import type { Metrics } from '../metrics/registry.js';
-import { Task, TaskFailure, settle, toTaskFailure } from '../tasks.js';
+import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
 
 export interface FrontEndSink {
   /** 16 kHz samples for each channel, in stream order. May throw TaskFailure (e.g. BACKLOG). */
@@ -13,8 +13,7 @@ export interface FrontEndSink {
 }
 
 export class AudioFrontEnd {
-  // The native stream is its own task (audio_decoding); this one owns the JS continuations.
-  private readonly task = new Task('audio_decoding');
+  // The native stream is this stream's audio_decoding task.
   private readonly stream: NativeAudioStream;
   private readonly bytesPerSecond: number;
   private pending: Uint8Array[] = [];
@@ -69,7 +68,6 @@ export class AudioFrontEnd {
     this.pending = [];
     this.pendingBytes = 0;
     this.stream.close();
-    this.task.close();
     this.wakeIdle();
   }
 
@@ -89,7 +87,7 @@ export class AudioFrontEnd {
     this.pendingBytes = 0;
     this.inFlight = true;
     const record = this.metrics.stage('audio_decoding', bytes.length / this.bytesPerSecond);
-    settle(this.task, this.stream.push(bytes),
+    settle('audio_decoding', this.stream.push(bytes),
       (chunk) => {
         record.ran(chunk.runSeconds);
         record[Symbol.dispose]();

@@ -98,7 +98,7 @@ export class ModelChannel {
       this.inFlight = false;
       this.pump();
     };
-    settle(this.task, this.model.run(this.task.native, window.samples),
+    settle('inference', this.model.run(this.task.native, window.samples),
       (out) => {
         record.ran(out.runSeconds);
         if (!this.aborted) {

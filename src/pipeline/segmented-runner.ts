@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics/registry.js';
 import { addon, type NativeFormat, type NativeModel, type NativeVadChannel } from '../native/binding.js';
 import type { ServerEvent } from '../protocol.js';
-import { Task, TaskFailure, settle, toTaskFailure } from '../tasks.js';
+import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import { AudioFrontEnd } from './audio-front-end.js';
 import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
 import type { Runner } from './runner.js';
@@ -67,7 +67,6 @@ class SegmentedChannel {
   private readonly detector: SpeechDetector;
   private readonly history = new AudioHistory();
   private readonly model: ModelChannel;
-  private readonly task = new Task('vad');
   private pending: Float32Array[] = [];
   private pendingSamples = 0;
   private vadInFlight = false;
@@ -133,7 +132,6 @@ class SegmentedChannel {
     if (this.closed) return;
     this.closed = true;
     this.model.close();
-    this.task.close();
     this.wake();
   }
 
@@ -147,7 +145,7 @@ class SegmentedChannel {
     this.pending = [];
     this.pendingSamples = 0;
     this.vadInFlight = true;
-    settle(this.task, this.options.vad.process(this.vadChannel, audio),
+    settle('vad', this.options.vad.process(this.vadChannel, audio),
       (probs) => {
         this.vadInFlight = false;
         if (this.closed) return;

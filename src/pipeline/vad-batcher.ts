@@ -70,7 +70,7 @@ export class VadBatcher {
       this.inFlight--;
       this.dispatch();
     };
-    settle(this.task, this.vad.process(this.task.native, batch.map((r) => r.channel), batch.map((r) => r.audio)),
+    settle('vad', this.vad.process(this.task.native, batch.map((r) => r.channel), batch.map((r) => r.audio)),
       (result) => {
         record.ran(result.runSeconds);
         done();
