@@ -44,7 +44,7 @@ export async function startServer(env: Record<string, string> = {}, until: 'read
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before listening; stderr: ${stderr}`));
+      reject(new Error(`server exited with ${code} before it was ${until}; log: ${JSON.stringify(logs.slice(-3))}; stderr: ${stderr}`));
     });
   });
   return {
