@@ -38,7 +38,7 @@ export default tseslint.config(
     // Plain JavaScript (the install-time model fetcher): no type information to lint with.
     files: ['**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: 'readonly' } },
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, globals: { process: 'readonly', Buffer: 'readonly', console: 'readonly' } },
   },
   {
     // The live page: plain browser JavaScript (no build step), linted without types.

@@ -147,6 +147,7 @@ function start() {
     sending: false,
     stopping: false,
     closed: false,
+    rate: undefined, // the AudioContext's rate, declared in the start message
     sentSamples: 0,
     frames: [], // { end: samples sent after this frame, t: its capture time }
     actives: [], // { channel, time }
@@ -221,6 +222,7 @@ async function startAudio(s) {
   s.source.connect(s.node);
   await s.ctx.resume();
   sessionHeader(s);
+  if (s.stopping || s.closed) return; // stopped while the context was starting
   setState('streaming', `streaming ${rate} Hz mono f32 to /api/v1/${s.route}${s.interim ? ' with interim results' : ''}`);
 }
 

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Client, streamFile } from '../helpers/client.js';
+import { sendPaced } from '../helpers/pace.js';
 import { startServer } from '../helpers/server.js';
 import { readWav, startMessage } from '../helpers/wav.js';
 
@@ -63,6 +64,56 @@ describe('stub panic_rate: 0.5', () => {
       const segments = events.filter((e) => e.type === 'segment');
       assert.ok(segments.every((s, i) => i === 0 || (s['start_time'] as number) > (segments[i - 1]!['start_time'] as number)));
       assert.equal(await metric(server.http('/metrics'), 'task_panic_total{task="inference"}'), errors);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('stub faults at 10 %', () => {
+  it('only the affected windows get errors, every other result arrives, counters match the injected faults exactly', async () => {
+    const server = await startServer({ MODEL: 'stub', SIMPLE_WINDOW_SECONDS: '0.5', STUB: JSON.stringify({ failure_rate: 0.1, panic_rate: 0.1, seed: 42 }) });
+    try {
+      const runs = await Promise.all([1, 2, 3, 4].map(() => streamFile(server.url('/api/v1/simple'), startMessage(wav), wav.data, 3200)));
+      const events = runs.flatMap((r) => r.events);
+      const windows = Math.ceil(wav.seconds / 0.5);
+      for (const r of runs) {
+        assert.equal(r.closeCode, 1000);
+        assert.equal(r.events.length, windows, 'one segment or one error per window');
+      }
+      const failures = events.filter((e) => e['code'] === 'MODEL_FAILURE').length;
+      const panics = events.filter((e) => e['code'] === 'NATIVE_PANIC').length;
+      const segments = events.filter((e) => e.type === 'segment').length;
+      assert.ok(failures > 0 && panics > 0, `${failures} failures, ${panics} panics injected`);
+      assert.equal(segments + failures + panics, 4 * windows);
+      const url = server.http('/metrics');
+      assert.equal(await metric(url, 'task_failed_total{task="inference"}'), failures);
+      assert.equal(await metric(url, 'task_panic_total{task="inference"}'), panics);
+      assert.equal(await metric(url, 'errors_total{kind="MODEL_FAILURE"}'), failures);
+      assert.equal(await metric(url, 'errors_total{kind="NATIVE_PANIC"}'), panics);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+describe('a model slower than real time', () => {
+  it('sheds the stream that falls behind with BACKLOG and close 1008, without unbounded growth', async () => {
+    // 1 s windows, 1.5 s of model time each: the queue grows by half a window per second.
+    const server = await startServer({ MODEL: 'stub', SIMPLE_WINDOW_SECONDS: '1', MAX_BACKLOG_SECONDS: '3', STUB: JSON.stringify({ delay_ms: 1500 }) });
+    try {
+      const client = await Client.connect(server.url('/api/v1/simple'));
+      client.sendJson(startMessage(wav));
+      await sendPaced(client, wav.data, 32000, 0.1, 4).catch(() => undefined); // 4x real time; the server may close first
+      assert.equal(await client.closed, 1008);
+      const errors = client.events.filter((e) => e.type === 'error');
+      assert.deepEqual(errors.map((e) => e['code']), ['BACKLOG']);
+      assert.match(errors[0]!['message'] as string, /waiting for the model/);
+      assert.ok(client.events.filter((e) => e.type === 'segment').length <= 2, 'the queue never held more than its bound');
+      const url = server.http('/metrics');
+      assert.equal(await metric(url, 'errors_total{kind="BACKLOG"}'), 1);
+      assert.equal(await metric(url, 'streams_active{route="simple"}'), 0);
+      assert.equal((await (await fetch(server.http('/api/v1/health'))).json() as Record<string, unknown>)['status'], 'healthy');
     } finally {
       await server.stop();
     }
