@@ -21,12 +21,21 @@ try {
 // addon and the server are loaded below, after this line.
 process.env.UV_THREADPOOL_SIZE = String(config.threads);
 const log = new Logger(config.logLevel);
+let tracing: typeof import('./tracing.js');
+try {
+  tracing = await import('./tracing.js'); // sets up OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set
+} catch (e) {
+  if (!(e instanceof ConfigError)) throw e;
+  process.stderr.write(`configuration error: ${e.message}\n`);
+  process.exit(2);
+}
 const { startServer } = await import('./server.js');
 
 try {
   // Listen first so health can say "not ready" while the models load and warm up.
   const server = await startServer(config, log);
   log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads });
+  if (tracing.tracingEnabled()) log.info('tracing', { endpoint: tracing.tracesEndpoint() });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) {
@@ -36,8 +45,9 @@ try {
     stopping = true;
     log.info('draining', { signal, grace_seconds: config.drainSeconds });
     server.drain(config.drainSeconds).then(
-      (cut) => {
+      async (cut) => {
         log.info('drained', { cut_connections: cut });
+        await tracing.shutdownTracing(); // spans still batched go out before the exit (at most 5 s)
         process.exit(0);
       },
       (e: unknown) => {

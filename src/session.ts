@@ -12,6 +12,7 @@ import { SimpleRunner } from './pipeline/simple-runner.js';
 import type { VadBatcher } from './pipeline/vad-batcher.js';
 import { ProtocolError, frameBytes, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
 import { toTaskFailure, type TaskFailure } from './tasks.js';
+import { startStreamTrace, type StreamEnd, type StreamTrace } from './tracing.js';
 
 export type Route = 'simple' | 'segmented';
 
@@ -48,6 +49,7 @@ export class Session {
     bytesPerSecond: number;
     frameBytes: number;
     log: Logger;
+    trace: StreamTrace;
     startedAt: number;
     clock: ArrivalClock;
     firstEventSent: boolean;
@@ -112,7 +114,7 @@ export class Session {
     return new Promise((resolve) => {
       this.closeWaiters.push(resolve);
       this.post(async () => {
-        await this.finishStream();
+        await this.finishStream('drained');
         if (!this.closed) this.sink.end(CLOSE_GOING_AWAY, 'server shutting down');
       });
     });
@@ -121,7 +123,7 @@ export class Session {
   /** The connection is gone (either side closed it). */
   onClose(): void {
     this.closed = true;
-    this.endStream(true);
+    this.endStream(true, { outcome: 'disconnected' });
     for (const wake of this.closeWaiters.splice(0)) wake();
   }
 
@@ -152,7 +154,7 @@ export class Session {
       return;
     }
     if (request.request === 'start') {
-      if (this.runner) await this.finishStream();
+      if (this.runner) await this.finishStream('restarted');
       if (!this.closed) this.startStream(request);
       return;
     }
@@ -195,7 +197,7 @@ export class Session {
 
   /** A limit ends the stream: its results so far are delivered, then the error and 1008. */
   private async finishThenClose(code: ErrorCode, message: string): Promise<void> {
-    await this.finishStream();
+    await this.finishStream(code);
     if (this.closed) return;
     this.error(code, message);
     this.closed = true;
@@ -207,17 +209,24 @@ export class Session {
     const format = request.format;
     const fail = (failure: TaskFailure): void => this.onFailure(failure);
     const emit = (event: ServerEvent): void => this.send(event);
+    const trace = startStreamTrace({
+      route, format, traceId: request.traceId,
+      interimResults: route === 'segmented' ? request.interimResults : undefined,
+    });
     this.runner = route === 'segmented'
-      ? new SegmentedRunner({ format, model, vad, config, metrics, emit, fail, interimResults: request.interimResults })
+      ? new SegmentedRunner({ format, model, vad, config, metrics, emit, fail, trace, interimResults: request.interimResults })
       : new SimpleRunner({
-        format, model, metrics, emit, fail,
+        format, model, metrics, emit, fail, trace,
         windowSeconds: config.simpleWindowSeconds,
         maxBacklogSeconds: config.maxBacklogSeconds,
       });
+    // The client's trace_id as sent, and the span's ids when one is recorded.
+    const logFields = request.traceId ? { trace_id: request.traceId, ...trace.logFields } : trace.logFields;
     this.stream = {
       bytesPerSecond: format.sampleRate * frameBytes(format),
       frameBytes: frameBytes(format),
-      log: request.traceId ? log.child({ trace_id: request.traceId }) : log,
+      log: Object.keys(logFields).length > 0 ? log.child(logFields) : log,
+      trace,
       startedAt: performance.now(),
       clock: new ArrivalClock(),
       firstEventSent: false,
@@ -229,22 +238,33 @@ export class Session {
     this.stream.log.debug('stream started', { route, format });
   }
 
-  private async finishStream(): Promise<void> {
+  /** Finishes the current stream, its final results delivered; `outcome` is why (for its trace). */
+  private async finishStream(outcome = 'finished'): Promise<void> {
     const runner = this.runner;
     if (!runner) return;
+    const end: Omit<StreamEnd, 'audioSeconds'> = { outcome };
     try {
       await runner.finish();
+    } catch (e) {
+      end.outcome = 'failed';
+      end.error = e instanceof Error ? e.message : String(e);
+      throw e;
     } finally {
-      this.endStream(false);
+      this.endStream(false, end);
     }
   }
 
   /** Forgets the current stream; `abort` drops its pending work. */
-  private endStream(abort: boolean): void {
+  private endStream(abort: boolean, end: Omit<StreamEnd, 'audioSeconds'>): void {
     if (!this.runner) return;
     if (abort) this.runner.abort();
     this.runner = undefined;
-    this.stream?.log.debug('stream ended', { aborted: abort });
+    const stream = this.stream;
+    if (stream) {
+      const audioSeconds = stream.bytes / stream.bytesPerSecond;
+      stream.trace.end({ ...end, audioSeconds });
+      stream.log.debug('stream ended', { aborted: abort, outcome: end.outcome, audio_seconds: audioSeconds });
+    }
     this.stream = undefined;
     this.deps.metrics.streamEnded(this.deps.route);
   }
@@ -254,7 +274,7 @@ export class Session {
     if (failure.code === 'BACKLOG') {
       this.fatal('BACKLOG', failure.message, CLOSE_POLICY);
     } else {
-      this.deps.log.error('stream failed', { code: failure.code, error: failure.message });
+      (this.stream?.log ?? this.deps.log).error('stream failed', { code: failure.code, error: failure.message });
       this.fatal(failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL', failure.message, CLOSE_INTERNAL);
     }
   }
@@ -263,7 +283,7 @@ export class Session {
   private fatal(code: ErrorCode, message: string, closeCode: number): void {
     this.error(code, message);
     this.closed = true;
-    this.endStream(true);
+    this.endStream(true, { outcome: code, error: message });
     this.sink.end(closeCode, code);
   }
 
@@ -279,6 +299,7 @@ export class Session {
     this.sink.send(event);
     const stream = this.stream;
     if (!stream) return;
+    stream.trace.sent(event);
     const now = performance.now();
     if (!stream.firstEventSent) {
       stream.firstEventSent = true;

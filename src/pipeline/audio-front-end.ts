@@ -4,6 +4,7 @@
 import { addon, type AudioChunk, type NativeAudioStream, type NativeFormat } from '../native/binding.js';
 import type { Metrics } from '../metrics/registry.js';
 import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
+import type { StreamTrace } from '../tracing.js';
 
 export interface FrontEndSink {
   /** 16 kHz samples for each channel, in stream order. May throw TaskFailure (e.g. BACKLOG). */
@@ -27,6 +28,8 @@ export class AudioFrontEnd {
     private readonly sink: FrontEndSink,
     private readonly metrics: Metrics,
     private readonly maxBacklogSeconds: number,
+    // Decode jobs are small and many: summed on the stream's span, no span each.
+    private readonly trace: StreamTrace,
   ) {
     this.stream = new addon.AudioStream(format);
     this.bytesPerSecond = format.sampleRate * format.channels * (format.bitDepth / 8);
@@ -54,6 +57,7 @@ export class AudioFrontEnd {
     this.inFlight = true;
     try {
       const chunk = await this.stream.flush();
+      this.trace.decoded(chunk);
       if (!this.closed) this.deliver(chunk);
     } catch (e) {
       if (!this.closed) this.sink.fail(toTaskFailure(e));
@@ -91,6 +95,7 @@ export class AudioFrontEnd {
       (chunk) => {
         record.ran(chunk.runSeconds);
         record[Symbol.dispose]();
+        this.trace.decoded(chunk);
         this.inFlight = false;
         if (this.closed) return;
         this.deliver(chunk);

@@ -5,6 +5,7 @@ import type { NativeModel } from '../native/binding.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
 import { Task, TaskFailure, settle } from '../tasks.js';
+import type { Attributes, StreamTrace } from '../tracing.js';
 
 export const SAMPLE_RATE = 16_000;
 
@@ -18,9 +19,13 @@ export interface Window {
   isFinal?: boolean;
 }
 
+interface Queued extends Window {
+  queuedAt: number; // performance.now()
+}
+
 export class ModelChannel {
   private readonly task = new Task('inference');
-  private readonly queue: Window[] = [];
+  private readonly queue: Queued[] = [];
   private queuedSamples = 0;
   private inFlight = false;
   private aborted = false;
@@ -32,6 +37,7 @@ export class ModelChannel {
     private readonly emit: (event: ServerEvent) => void,
     private readonly metrics: Metrics,
     private readonly maxBacklogSamples: number,
+    private readonly trace: StreamTrace,
   ) {}
 
   /** Seconds of audio waiting for the model. */
@@ -58,7 +64,7 @@ export class ModelChannel {
     if (this.queuedSamples + window.samples.length > this.maxBacklogSamples) {
       throw new TaskFailure('BACKLOG', `channel ${this.channel}: more than ${this.maxBacklogSamples / SAMPLE_RATE} s of audio is waiting for the model`, false);
     }
-    this.queue.push(window);
+    this.queue.push({ ...window, queuedAt: performance.now() });
     this.queuedSamples += window.samples.length;
     this.pump();
   }
@@ -93,6 +99,7 @@ export class ModelChannel {
     this.inFlight = true;
     const media = window.samples.length / SAMPLE_RATE;
     const record = this.metrics.stage('model_inference', media);
+    const span = this.trace.stage('model_inference', this.trace.recording ? spanAttributes(this.channel, window) : {});
     const done = (): void => {
       record[Symbol.dispose]();
       this.inFlight = false;
@@ -101,6 +108,7 @@ export class ModelChannel {
     settle('inference', this.model.run(this.task.native, window.samples),
       (out) => {
         record.ran(out.runSeconds);
+        span.end(out, this.aborted ? { 'speech.discarded': true } : undefined);
         if (!this.aborted) {
           const event: ServerEvent = {
             type: 'segment',
@@ -116,13 +124,15 @@ export class ModelChannel {
         done();
       },
       (failure) => {
+        const code = failure.code === 'MODEL_FAILURE' ? 'MODEL_FAILURE' : failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL';
+        span.fail(code, failure.message);
         if (!this.aborted) {
-          const span = `${(window.start / SAMPLE_RATE).toFixed(3)}-${(window.end / SAMPLE_RATE).toFixed(3)} s`;
+          const times = `${(window.start / SAMPLE_RATE).toFixed(3)}-${(window.end / SAMPLE_RATE).toFixed(3)} s`;
           this.emit({
             type: 'error',
             channel: this.channel,
-            code: failure.code === 'MODEL_FAILURE' ? 'MODEL_FAILURE' : failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL',
-            message: `the model failed on ${span}: ${failure.message}`,
+            code,
+            message: `the model failed on ${times}: ${failure.message}`,
           });
         }
         done();
@@ -135,4 +145,18 @@ export class ModelChannel {
     this.idleWaiters = [];
     for (const wake of waiters) wake();
   }
+}
+
+/** A model inference span's attributes: which audio it transcribes and how long it waited. */
+function spanAttributes(channel: number, window: Queued): Attributes {
+  const attributes: Attributes = {
+    'speech.channel': channel,
+    'speech.start_time': window.start / SAMPLE_RATE,
+    'speech.end_time': window.end / SAMPLE_RATE,
+    'speech.audio_seconds': window.samples.length / SAMPLE_RATE,
+    'speech.queue_seconds': (performance.now() - window.queuedAt) / 1000,
+  };
+  if (window.isFinal !== undefined) attributes['speech.is_final'] = window.isFinal;
+  if (window.utterance !== undefined) attributes['speech.utterance'] = window.utterance;
+  return attributes;
 }

@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics/registry.js';
 import { addon, type NativeFormat, type NativeModel, type NativeVadChannel } from '../native/binding.js';
 import type { ServerEvent } from '../protocol.js';
 import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
+import type { StreamTrace } from '../tracing.js';
 import { AudioFrontEnd } from './audio-front-end.js';
 import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
 import type { Runner } from './runner.js';
@@ -21,6 +22,7 @@ export interface SegmentedRunnerOptions {
   metrics: Metrics;
   emit: (event: ServerEvent) => void;
   fail: (failure: TaskFailure) => void;
+  trace: StreamTrace;
 }
 
 const ms = (v: number): number => Math.round((v * SAMPLE_RATE) / 1000);
@@ -84,7 +86,7 @@ class SegmentedChannel {
     private readonly index: number,
     private readonly options: SegmentedRunnerOptions,
   ) {
-    const { config, model, metrics, emit } = options;
+    const { config, model, metrics, emit, trace } = options;
     const detector: DetectorOptions = {
       start: config.vadStartThreshold,
       end: config.vadEndThreshold,
@@ -98,7 +100,7 @@ class SegmentedChannel {
     this.padAfter = ms(config.vadPadAfterMs);
     this.interimInterval = Math.round(config.interimIntervalSeconds * SAMPLE_RATE);
     this.maxBacklog = config.maxBacklogSeconds * SAMPLE_RATE;
-    this.model = new ModelChannel(model, index, emit, metrics, Math.max(this.maxBacklog, 2 * detector.maxUtterance));
+    this.model = new ModelChannel(model, index, emit, metrics, Math.max(this.maxBacklog, 2 * detector.maxUtterance), trace);
   }
 
   audio(samples: Float32Array): void {
@@ -145,9 +147,12 @@ class SegmentedChannel {
     this.pending = [];
     this.pendingSamples = 0;
     this.vadInFlight = true;
+    // A VAD batch serves many streams: this stream's span sums how long its requests waited.
+    const asked = performance.now();
     settle('vad', this.options.vad.process(this.vadChannel, audio),
       (probs) => {
         this.vadInFlight = false;
+        this.options.trace.vadAnswered((performance.now() - asked) / 1000);
         if (this.closed) return;
         try {
           const events: SpeechEvent[] = [];
@@ -235,7 +240,7 @@ export class SegmentedRunner implements Runner {
     this.frontEnd = new AudioFrontEnd(options.format, {
       audio: (chunks) => chunks.forEach((samples, c) => this.channels[c]?.audio(samples)),
       fail: options.fail,
-    }, options.metrics, options.config.maxBacklogSeconds);
+    }, options.metrics, options.config.maxBacklogSeconds, options.trace);
   }
 
   push(bytes: Uint8Array): void {

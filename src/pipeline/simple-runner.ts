@@ -5,6 +5,7 @@ import type { NativeFormat, NativeModel } from '../native/binding.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
 import type { TaskFailure } from '../tasks.js';
+import type { StreamTrace } from '../tracing.js';
 import { AudioFrontEnd } from './audio-front-end.js';
 import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
 import type { Runner } from './runner.js';
@@ -56,6 +57,7 @@ export interface SimpleRunnerOptions {
   metrics: Metrics;
   emit: (event: ServerEvent) => void;
   fail: (failure: TaskFailure) => void;
+  trace: StreamTrace;
 }
 
 export class SimpleRunner implements Runner {
@@ -64,19 +66,19 @@ export class SimpleRunner implements Runner {
   private readonly windowers: Windower[] = [];
 
   constructor(options: SimpleRunnerOptions) {
-    const { format, model, windowSeconds, maxBacklogSeconds, metrics, emit, fail } = options;
+    const { format, model, windowSeconds, maxBacklogSeconds, metrics, emit, fail, trace } = options;
     const windowSamples = Math.max(1, Math.round(windowSeconds * SAMPLE_RATE));
     // A backlog bound smaller than one window would refuse every window.
     const maxModelBacklog = Math.max(maxBacklogSeconds * SAMPLE_RATE, 2 * windowSamples);
     for (let c = 0; c < format.channels; c++) {
-      const channel = new ModelChannel(model, c, emit, metrics, maxModelBacklog);
+      const channel = new ModelChannel(model, c, emit, metrics, maxModelBacklog, trace);
       this.channels.push(channel);
       this.windowers.push(new Windower(windowSamples, channel));
     }
     this.frontEnd = new AudioFrontEnd(format, {
       audio: (chunks) => chunks.forEach((samples, c) => this.windowers[c]?.append(samples)),
       fail,
-    }, metrics, maxBacklogSeconds);
+    }, metrics, maxBacklogSeconds, trace);
   }
 
   push(bytes: Uint8Array): void {
