@@ -23,7 +23,8 @@ async function start(script: string): Promise<{ port: number; child: ChildProces
     readline.createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'listening') resolve(entry.port!);
+        // The server announces `ready` once its models are warm; the day-one peer only `listening`.
+        if (entry.msg === (script === 'src/main.ts' ? 'ready' : 'listening')) resolve(entry.port!);
       } catch { /* not a log line */ }
     });
     child.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));

@@ -55,6 +55,7 @@ const Tables& G711() {
 template <typename SampleFn>
 void Deinterleave(const std::uint8_t* data, std::size_t frames, int channels, int bytes_per_sample,
                   SampleFn sample, std::vector<std::vector<float>>& out) {
+  if (frames == 0) return;  // `data` may be null then: no pointer arithmetic on it
   const std::size_t stride = static_cast<std::size_t>(channels) * bytes_per_sample;
   for (int c = 0; c < channels; ++c) {
     std::vector<float>& dst = out[c];

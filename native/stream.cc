@@ -8,56 +8,17 @@
 
 namespace speech {
 
-StreamState::StreamState(const PcmFormat& format)
-    : format_(format), decoded_(static_cast<std::size_t>(format.channels)) {
-  resamplers_.reserve(decoded_.size());
-  for (int c = 0; c < format.channels; ++c) resamplers_.emplace_back(format.sample_rate);
-}
-
-void StreamState::Push(const std::uint8_t* data, std::size_t size,
-                       std::vector<std::vector<float>>& out) {
-  const std::size_t frame = static_cast<std::size_t>(format_.FrameBytes());
-  for (auto& d : decoded_) d.clear();
-  if (!carry_.empty()) {  // complete the frame split across the previous push
-    const std::size_t take = std::min(frame - carry_.size(), size);
-    carry_.insert(carry_.end(), data, data + take);
-    data += take;
-    size -= take;
-    if (carry_.size() < frame) return;
-    DecodeFrames(format_, carry_.data(), 1, decoded_);
-    carry_.clear();
-  }
-  const std::size_t frames = size / frame;
-  DecodeFrames(format_, data, frames, decoded_);
-  carry_.assign(data + frames * frame, data + size);
-  Resample(out);
-}
-
-void StreamState::Resample(std::vector<std::vector<float>>& out) {
-  out.resize(decoded_.size());
-  for (std::size_t c = 0; c < decoded_.size(); ++c) {
-    resamplers_[c].Process(decoded_[c].data(), decoded_[c].size(), out[c]);
-  }
-}
-
-std::size_t StreamState::Flush(std::vector<std::vector<float>>& out) {
-  const std::size_t discarded = carry_.size();
-  carry_.clear();
-  out.resize(resamplers_.size());
-  for (std::size_t c = 0; c < resamplers_.size(); ++c) resamplers_[c].Flush(out[c]);
-  return discarded;
-}
-
 namespace {
 
 class StreamJob final : public Job {
  public:
-  // data == nullptr: flush.
-  StreamJob(StreamState& state, const std::uint8_t* data, std::size_t size)
-      : state_(state), data_(data), size_(size) {}
+  enum class Kind { kPush, kFlush };
+  // An empty push has a null data pointer too: the kind, not the pointer, says which it is.
+  StreamJob(StreamState& state, Kind kind, const std::uint8_t* data, std::size_t size)
+      : state_(state), kind_(kind), data_(data), size_(size) {}
 
   void Execute() override {
-    if (data_ == nullptr) {
+    if (kind_ == Kind::kFlush) {
       discarded_ = state_.Flush(out_);
     } else {
       state_.Push(data_, size_, out_);
@@ -83,6 +44,7 @@ class StreamJob final : public Job {
 
  private:
   StreamState& state_;  // alive: the AudioStream owning it is pinned by the executor
+  Kind kind_;
   const std::uint8_t* data_;
   std::size_t size_;
   std::size_t discarded_ = 0;
@@ -146,13 +108,14 @@ Napi::Value AudioStream::Push(const Napi::CallbackInfo& info) {
   }
   Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   return Submit(env, task_, Value(),
-                std::make_unique<StreamJob>(*state_, bytes.Data(), bytes.ByteLength()), {bytes});
+                std::make_unique<StreamJob>(*state_, StreamJob::Kind::kPush, bytes.Data(), bytes.ByteLength()),
+                {bytes});
 }
 
 Napi::Value AudioStream::Flush(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   CheckReady(env);
-  return Submit(env, task_, Value(), std::make_unique<StreamJob>(*state_, nullptr, 0));
+  return Submit(env, task_, Value(), std::make_unique<StreamJob>(*state_, StreamJob::Kind::kFlush, nullptr, 0));
 }
 
 Napi::Value AudioStream::Close(const Napi::CallbackInfo& info) {

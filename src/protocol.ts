@@ -83,7 +83,7 @@ export function parseFormat(v: unknown, maxChannels: number): NativeFormat {
     throw new ProtocolError('INVALID_FORMAT', message);
   };
   if (encoding !== 'pcm' && encoding !== 'mulaw' && encoding !== 'alaw') {
-    bad(`format.encoding must be one of pcm, mulaw, alaw; got ${JSON.stringify(encoding)}`);
+    bad(`format.encoding must be one of pcm, mulaw, alaw; got ${JSON.stringify(encoding).slice(0, 64)}`);
   }
   if (!Number.isInteger(channels) || channels < 1 || channels > maxChannels) {
     bad(`format.channels must be an integer from 1 to ${maxChannels}; got ${channels}`);

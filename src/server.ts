@@ -8,6 +8,7 @@ import { Authenticator } from './auth.js';
 import { loadSpeechModel, loadVad } from './models.js';
 import { loadStaticFiles } from './static-files.js';
 import { addon, uws } from './native/binding.js';
+import { InferenceScheduler } from './pipeline/inference-scheduler.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
 import { Session, type Route, type SessionDeps } from './session.js';
 import { Task, lastPanicAt, spawn } from './tasks.js';
@@ -55,7 +56,10 @@ async function loadAndWarm(config: Config, metrics: Metrics, log: Logger): Promi
     ]);
     log.info('models loaded', { model: config.model, onnxruntime, load_ms: Math.round(loaded - started), warm_ms: Math.round(performance.now() - loaded) });
     const batcher = new VadBatcher(vad, metrics, Math.max(1, Math.floor(config.threads / 2)));
-    return { onnxruntime, deps: { config, model, vad: batcher, metrics, log } };
+    // At most one model job per threadpool worker; the rest wait in the scheduler, live audio first.
+    const shared = { native: model, scheduler: new InferenceScheduler(config.threads) };
+    metrics.inferenceWaiting = () => shared.scheduler.waiting;
+    return { onnxruntime, deps: { config, model: shared, vad: batcher, metrics, log } };
   } finally {
     loader.close();
   }
@@ -123,11 +127,12 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       },
       message: (ws, message, isBinary) => {
         const conn = ws.getUserData();
-        // The ArrayBuffer is only valid during this callback: copy before anything is queued.
+        // The ArrayBuffer is only valid during this callback: copy it (into Buffer's pooled slabs,
+        // cheaper than an ArrayBuffer each) before anything is queued.
         conn.task.poll(() => {
           if (message.byteLength > config.maxFrameBytes) {
             conn.session?.onOversized(message.byteLength, config.maxFrameBytes);
-          } else if (isBinary) conn.session?.onBinary(new Uint8Array(message.slice(0)));
+          } else if (isBinary) conn.session?.onBinary(Buffer.from(new Uint8Array(message)));
           else conn.session?.onText(Buffer.from(message).toString('utf8'));
         });
       },

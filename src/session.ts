@@ -4,8 +4,8 @@
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics/registry.js';
-import type { NativeModel } from './native/binding.js';
 import { ArrivalClock } from './pipeline/arrival-clock.js';
+import type { SharedModel } from './pipeline/model-channel.js';
 import type { Runner } from './pipeline/runner.js';
 import { SegmentedRunner } from './pipeline/segmented-runner.js';
 import { SimpleRunner } from './pipeline/simple-runner.js';
@@ -37,7 +37,7 @@ const MAX_MAILBOX = 4096;
 export interface SessionDeps {
   route: Route;
   config: Config;
-  model: NativeModel;
+  model: SharedModel;
   vad: VadBatcher;
   metrics: Metrics;
   log: Logger;
@@ -129,19 +129,41 @@ export class Session {
 
   private post(op: () => void | Promise<void>): void {
     if (this.closed) return;
-    if (++this.queued > MAX_MAILBOX) {
+    if (this.queued === 0) {
+      // Nothing is waiting: run it now. Only an op that really awaits (a stop's flush, a restart)
+      // makes later messages queue behind it, so an audio frame costs no promise.
+      this.run(op);
+      return;
+    }
+    if (this.queued >= MAX_MAILBOX) {
       this.fatal('BACKLOG', `more than ${MAX_MAILBOX} messages are waiting to be handled`, CLOSE_POLICY);
       return;
     }
-    this.mailbox = this.mailbox.then(async () => {
-      this.queued--;
-      if (this.closed) return;
-      try {
-        await op();
-      } catch (e) {
-        this.onFailure(toTaskFailure(e));
-      }
-    });
+    this.queued++;
+    // `queued` drops only once the op has finished, so nothing overtakes an op still running.
+    this.mailbox = this.mailbox
+      .then(() => (this.closed ? undefined : this.running(op)))
+      .then(() => { this.queued--; });
+  }
+
+  /** Runs `op` at once; if it returns a promise, later messages wait for it. */
+  private run(op: () => void | Promise<void>): void {
+    const pending = this.running(op);
+    if (pending) {
+      this.queued++;
+      this.mailbox = pending.then(() => { this.queued--; });
+    }
+  }
+
+  /** Runs `op`, turning its failure into the stream's; a promise if it has not finished. */
+  private running(op: () => void | Promise<void>): Promise<void> | undefined {
+    try {
+      const result = op();
+      if (result instanceof Promise) return result.catch((e: unknown) => this.onFailure(toTaskFailure(e)));
+    } catch (e) {
+      this.onFailure(toTaskFailure(e));
+    }
+    return undefined;
   }
 
   private async handleText(text: string): Promise<void> {
@@ -169,7 +191,8 @@ export class Session {
     if (request.disconnect && !this.closed) this.sink.end(CLOSE_NORMAL, 'stopped');
   }
 
-  private async handleAudio(bytes: Uint8Array): Promise<void> {
+  /** Synchronous unless a limit ends the stream (then the promise of its finish). */
+  private handleAudio(bytes: Uint8Array): void | Promise<void> {
     const stream = this.stream;
     if (!this.runner || !stream) {
       this.error('NOT_STARTED', 'audio before start: send {"request":"start",...} first');
@@ -191,7 +214,7 @@ export class Session {
     if (accepted !== bytes) {
       // The stream carries exactly MAX_STREAM_SECONDS: what fits is kept, the rest refused.
       stream.ending = true;
-      await this.finishThenClose('STREAM_TOO_LONG', `the stream reached the limit of ${limit} s of audio (MAX_STREAM_SECONDS)`);
+      return this.finishThenClose('STREAM_TOO_LONG', `the stream reached the limit of ${limit} s of audio (MAX_STREAM_SECONDS)`);
     }
   }
 

@@ -71,6 +71,13 @@ export class Metrics {
     name: 'eventloop_lag_seconds', help: 'Event-loop lag: how late a 20 ms timer fired', registers: [this.registry],
     buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
   });
+  /** Set once the model is loaded: model jobs waiting in the inference scheduler. */
+  inferenceWaiting: () => number = () => 0;
+  readonly inferenceQueue = new Gauge({
+    name: 'inference_jobs_waiting', help: 'Model jobs waiting for a threadpool slot in the inference scheduler (live audio goes first)',
+    registers: [this.registry],
+    collect: () => { this.inferenceQueue.set(this.inferenceWaiting()); },
+  });
   private lastUtilization = performance.eventLoopUtilization();
   readonly eventLoopUtilization = new Gauge({
     name: 'eventloop_utilization', help: 'Share of time the event loop was busy since the previous scrape (0-1)', registers: [this.registry],

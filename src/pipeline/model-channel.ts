@@ -2,12 +2,19 @@
 // At most one model job per channel is in flight; the rest wait in a queue bounded by seconds of
 // audio, beyond which the stream is failed with BACKLOG (see Session).
 import type { NativeModel } from '../native/binding.js';
+import type { InferenceScheduler } from './inference-scheduler.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
 import { Task, TaskFailure, settle } from '../tasks.js';
 import type { Attributes, StreamTrace } from '../tracing.js';
 
 export const SAMPLE_RATE = 16_000;
+
+/** The process's one speech model and the scheduler that shares it out among channels. */
+export interface SharedModel {
+  native: NativeModel;
+  scheduler: InferenceScheduler;
+}
 
 export interface Window {
   samples: Float32Array;
@@ -31,8 +38,11 @@ export class ModelChannel {
   private aborted = false;
   private idleWaiters: (() => void)[] = [];
 
+  // Stream time runs from here: how far a window is ahead of real time orders it for the model.
+  private readonly startedAt = performance.now();
+
   constructor(
-    private readonly model: NativeModel,
+    private readonly model: SharedModel,
     private readonly channel: number,
     private readonly emit: (event: ServerEvent) => void,
     private readonly metrics: Metrics,
@@ -105,10 +115,20 @@ export class ModelChannel {
       this.inFlight = false;
       this.pump();
     };
-    settle('inference', this.model.run(this.task.native, window.samples),
+    const ahead = window.end / SAMPLE_RATE - (performance.now() - this.startedAt) / 1000;
+    const scheduled = performance.now();
+    settle('inference', this.model.scheduler.run(ahead, () => this.model.native.run(this.task.native, window.samples), () => this.aborted),
       (out) => {
+        if (out === undefined) { // the client left while the job waited for its turn
+          span.fail('CANCELLED', 'the client left before the model ran');
+          done();
+          return;
+        }
         record.ran(out.runSeconds);
-        span.end(out, this.aborted ? { 'speech.discarded': true } : undefined);
+        span.end(out, {
+          'speech.scheduler_wait_seconds': (performance.now() - scheduled) / 1000 - out.runSeconds - out.waitSeconds,
+          ...(this.aborted ? { 'speech.discarded': true } : {}),
+        });
         if (!this.aborted) {
           const event: ServerEvent = {
             type: 'segment',

@@ -3,19 +3,19 @@
 // results, the utterance so far is transcribed every INTERIM_INTERVAL_SECONDS of new audio.
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics/registry.js';
-import { addon, type NativeFormat, type NativeModel, type NativeVadChannel } from '../native/binding.js';
+import { addon, type NativeFormat, type NativeVadChannel } from '../native/binding.js';
 import type { ServerEvent } from '../protocol.js';
 import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import type { StreamTrace } from '../tracing.js';
 import { AudioFrontEnd } from './audio-front-end.js';
-import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import { ModelChannel, SAMPLE_RATE, type SharedModel } from './model-channel.js';
 import type { Runner } from './runner.js';
 import { SpeechDetector, type DetectorOptions, type SpeechEvent } from './speech-detector.js';
 import type { VadBatcher } from './vad-batcher.js';
 
 export interface SegmentedRunnerOptions {
   format: NativeFormat;
-  model: NativeModel;
+  model: SharedModel;
   vad: VadBatcher;
   interimResults: boolean;
   config: Config;

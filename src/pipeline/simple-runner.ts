@@ -1,13 +1,13 @@
 // /api/v1/simple: each channel's 16 kHz audio is cut into fixed windows, each window goes to the
 // model, and one segment per window comes back, in order per channel; the last, partial window
 // is sent at stop.
-import type { NativeFormat, NativeModel } from '../native/binding.js';
+import type { NativeFormat } from '../native/binding.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
 import type { TaskFailure } from '../tasks.js';
 import type { StreamTrace } from '../tracing.js';
 import { AudioFrontEnd } from './audio-front-end.js';
-import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import { ModelChannel, SAMPLE_RATE, type SharedModel } from './model-channel.js';
 import type { Runner } from './runner.js';
 
 /** Collects a channel's samples into windows of a fixed length. */
@@ -51,7 +51,7 @@ class Windower {
 
 export interface SimpleRunnerOptions {
   format: NativeFormat;
-  model: NativeModel;
+  model: SharedModel;
   windowSeconds: number;
   maxBacklogSeconds: number;
   metrics: Metrics;

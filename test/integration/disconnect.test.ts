@@ -1,6 +1,6 @@
 // Clients that vanish mid-utterance: their pending work is cancelled, nothing leaks.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { Client } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { readWav, startMessage } from '../helpers/wav.js';
@@ -44,7 +44,7 @@ async function settled(server: TestServer): Promise<Map<string, number>> {
 }
 
 describe('disconnects', () => {
-  it('thousands of clients dropping mid-utterance: work cancelled, tasks and memory back to baseline', async () => {
+  it('thousands of clients dropping mid-utterance: work cancelled, tasks and memory back to baseline', async (t: TestContext) => {
     // A slow model keeps utterances in flight when the clients vanish.
     const server = await startServer({ MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 20 }) });
     try {
@@ -61,8 +61,9 @@ describe('disconnects', () => {
       // 3,700 clients): the baseline is taken after 1000.
       for (let batch = 0; batch < 10; batch++) await Promise.all(Array.from({ length: 100 }, round));
       const before = await settled(server);
-      // 2000 clients: a leak of the audio each one sent (64 kB) would add 128 MB, far above the
-      // allocator's noise; the JS heap and the task counts are checked exactly.
+      // 2000 clients: a leak of the audio each one sent (64 kB) would add 128 MB, twice the bound
+      // below, which sits above the allocator's noise (up to ~50 MB seen with the machine busy);
+      // the JS heap and the task counts are checked exactly.
       for (let batch = 0; batch < 20; batch++) await Promise.all(Array.from({ length: 100 }, round));
       const after = await settled(server);
       assert.equal(after.get('connections_active'), 0);
@@ -73,7 +74,8 @@ describe('disconnects', () => {
       assert.equal((after.get('connections_total') ?? 0) - (before.get('connections_total') ?? 0), 2000);
       assert.equal((after.get('streams_total{route="segmented"}') ?? 0) - (before.get('streams_total{route="segmented"}') ?? 0), 2000);
       const grew = (name: string) => ((after.get(name) ?? 0) - (before.get(name) ?? 0)) / 2 ** 20;
-      assert.ok(grew('process_resident_memory_bytes') < 45, `resident memory grew by ${grew('process_resident_memory_bytes').toFixed(1)} MB over 2000 dropped clients`);
+      t.diagnostic(`resident memory ${grew('process_resident_memory_bytes').toFixed(1)} MB, JS heap ${grew('nodejs_heap_size_used_bytes').toFixed(1)} MB over 2000 dropped clients`);
+      assert.ok(grew('process_resident_memory_bytes') < 64, `resident memory grew by ${grew('process_resident_memory_bytes').toFixed(1)} MB over 2000 dropped clients`);
       assert.ok(grew('nodejs_heap_size_used_bytes') < 8, `the JS heap grew by ${grew('nodejs_heap_size_used_bytes').toFixed(1)} MB`);
       assert.equal(after.get('task_panic_total{task="inference"}'), 0);
     } finally {

@@ -81,3 +81,25 @@ describe('AudioStream decoding', () => {
     assert.throws(() => stream.flush(), (e: unknown) => isNativeError(e) && e.code === 'CLOSED');
   });
 });
+
+describe('AudioStream edge cases (found by the fuzzer)', () => {
+  it('an empty push is a push of nothing, not a flush', async () => {
+    const stream = new addon.AudioStream({ encoding: 'pcm', channels: 1, sampleRate: 44100, bitDepth: 16, isFloat: false });
+    await stream.push(new Uint8Array(4411));
+    const empty = await stream.push(new Uint8Array(0));
+    assert.deepEqual(empty.channels.map((c) => c.length), [0]);
+    const tail = await stream.flush();
+    assert.ok(tail.channels[0]!.length > 0, 'the resampler tail comes at the real flush');
+    assert.equal(tail.discardedBytes, 1);
+    stream.close();
+  });
+
+  it('a push that only extends a partial frame still answers one (empty) array per channel', async () => {
+    const stream = new addon.AudioStream({ encoding: 'pcm', channels: 2, sampleRate: 16000, bitDepth: 24, isFloat: false });
+    for (const byte of [1, 2]) {
+      const chunk = await stream.push(new Uint8Array([byte]));
+      assert.deepEqual(chunk.channels.map((c) => c.length), [0, 0]);
+    }
+    stream.close();
+  });
+});
