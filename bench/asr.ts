@@ -20,6 +20,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { addon } from '../src/native/binding.js';
 import { readWav } from '../test/helpers/wav.js';
+import { median } from './statistics.js';
 
 const quick = process.argv.includes('--quick');
 const root = path.resolve(import.meta.dirname, '..');
@@ -41,10 +42,6 @@ const utterances = [
 ].map((u) => ({ ...u, seconds: u.samples.length / 16000 }));
 const audioSeconds = utterances.reduce((s, u) => s + u.seconds, 0);
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
 

@@ -5,13 +5,12 @@
 // end_time had been sent; on the simple route every window counts). N steps up until it fails.
 // The load is the client CLI's `load` in its own process, on the same 2 cores as the server: its
 // CPU is reported beside the server's.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
-import readline from 'node:readline';
+import { ROOT as root, startServerProcess } from './server-process.js';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--scenario='))?.slice('--scenario='.length);
-const root = path.resolve(import.meta.dirname, '..');
 const FRAME_SECONDS = 0.1;
 const RUN_SECONDS = quick ? 4 : 20;
 
@@ -33,22 +32,6 @@ const SCENARIOS: Scenario[] = [
 const FIXTURE = path.join(root, 'test/fixtures/two_utterances_16k_mono_s16.wav');
 const FRAME_BYTES = Math.round(16_000 * FRAME_SECONDS) * 2; // 100 ms of 16 kHz s16
 
-async function startServer(env: Record<string, string>): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', THREADS: '2', MAX_CONNECTIONS: '20000', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'ready') resolve(entry.port!);
-      } catch { /* not a log line */ }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return { port, child };
-}
 
 interface LoadReport {
   final_lag_ms: { count: number; p50: number; p99: number };
@@ -77,7 +60,8 @@ async function runStep(port: number, scenario: Scenario, n: number): Promise<{ p
 
 const summary: Record<string, number | string> = {};
 for (const scenario of SCENARIOS.filter((s) => !only || s.name === only)) {
-  const { port, child } = await startServer(scenario.env);
+  const server = await startServerProcess('src/main.ts', { THREADS: '2', MAX_CONNECTIONS: '20000', ...scenario.env });
+  const port = server.port;
   let best = 0;
   try {
     for (const n of scenario.steps) {
@@ -88,7 +72,7 @@ for (const scenario of SCENARIOS.filter((s) => !only || s.name === only)) {
       summary[`${scenario.name}_p99_ms`] = r.final_lag_ms.p99;
     }
   } finally {
-    child.kill();
+    await server.stop();
   }
   summary[`${scenario.name}_streams`] = best;
   summary[`ratio_vs_goal_${scenario.name}`] = Number((best / scenario.goal).toFixed(3));

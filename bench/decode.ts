@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { median } from './statistics.js';
 
 const quick = process.argv.includes('--quick');
 const root = path.resolve(import.meta.dirname, '..');
@@ -93,11 +94,6 @@ const JS_DECODERS: Record<Encoding, Decoder> = {
   alaw: (dv, out) => { for (let i = 0; i < out.length; i++) out[i] = ALAW[dv.getUint8(i)]!; },
 };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-}
 
 function checksum(x: Float32Array): number {
   let sum = 0;

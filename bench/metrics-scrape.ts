@@ -1,38 +1,21 @@
 // /metrics at 1000 live streams: how long a scrape takes (server side, from request to the last
 // byte) while every stream is open and has sent audio. Peer: a bare prom-client registry with
 // only its default metrics, scraped in this process, same run. Target: <= 20 ms.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import readline from 'node:readline';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import WebSocket from 'ws';
 import { readWav, startMessage } from '../test/helpers/wav.js';
+import { startServerProcess } from './server-process.js';
+import { percentile } from './statistics.js';
 
 const quick = process.argv.includes('--quick');
 const STREAMS = quick ? 50 : 1000;
 const SCRAPES = quick ? 10 : 100;
-const root = path.resolve(import.meta.dirname, '..');
 const wav = readWav('two_utterances_16k_mono_s16.wav');
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-}
 
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
-  env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', MODEL: 'stub' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const server = await startServerProcess('src/main.ts', { MODEL: 'stub' });
 try {
-  const port = await new Promise<number>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'ready') resolve(entry.port!);
-      } catch { /* not a log line */ }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
+  const port = server.port;
   // Live streams on both routes, each mid-utterance, so every per-stream structure exists.
   const sockets: WebSocket[] = [];
   for (let i = 0; i < STREAMS; i += 100) {
@@ -83,5 +66,5 @@ try {
     peer: 'prom-client 15 default metrics alone, in-process (no HTTP)',
   }));
 } finally {
-  child.kill();
+  await server.stop();
 }

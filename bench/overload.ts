@@ -3,23 +3,17 @@
 // real-time stream measures recovery. Reports health latency (target p99 <= 50 ms; a day-one
 // server measured 1.4 s here), how the flood was shed (close codes), and the recovery lag.
 // Peer: the same probe against an idle server, same run.
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import readline from 'node:readline';
 import WebSocket from 'ws';
 import { readWav, startMessage } from '../test/helpers/wav.js';
+import { startServerProcess } from './server-process.js';
+import { percentile } from './statistics.js';
 
 const quick = process.argv.includes('--quick');
 const FLOODERS = quick ? 4 : 40;
 const FLOOD_SECONDS = quick ? 3 : 15;
-const root = path.resolve(import.meta.dirname, '..');
 const wav = readWav('two_utterances_16k_mono_s16.wav');
 const model = process.env['MODEL'] ?? 'moonshine-tiny';
 
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
-}
 
 async function probe(port: number, seconds: number): Promise<number[]> {
   const times: number[] = [];
@@ -82,20 +76,9 @@ async function flood(port: number, until: number, closes: Map<number, number>): 
   }
 }
 
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/main.ts')], {
-  env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'warn', MODEL: model, THREADS: '2' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const server = await startServerProcess('src/main.ts', { MODEL: model, THREADS: '2' });
 try {
-  const port = await new Promise<number>((resolve, reject) => {
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'ready') resolve(entry.port!);
-      } catch { /* not a log line */ }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
+  const port = server.port;
   const idle = await probe(port, 2);
   const until = performance.now() + FLOOD_SECONDS * 1000;
   const closes = new Map<number, number>();
@@ -129,6 +112,6 @@ try {
     peer: 'the same server idle, same run (a day-one server measured 1.4 s p99 here)',
   }));
 } finally {
-  child.kill();
+  await server.stop();
 }
 

@@ -16,14 +16,13 @@
 // share and how long it sat runnable but waiting for a core (/proc/…/schedstat): busy + waiting
 // near 100% means that thread is the bottleneck. The client corks each socket around batches of
 // frames so that a batch costs one write, not one syscall per frame.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import WebSocket from 'ws';
+import { startServerProcess, type ServerProcess } from './server-process.js';
 
 const quick = process.argv.includes('--quick');
 const root = path.resolve(import.meta.dirname, '..');
@@ -38,38 +37,11 @@ const WINDOW_SECONDS = 5; // the default; each stream carries FRAMES × 0.5 ms o
 if ((FRAMES * SAMPLES_PER_FRAME) / FORMAT.sample_rate >= WINDOW_SECONDS) throw new Error('a stream must fit in one window');
 const CLK_TCK = 100; // USER_HZ: what /proc/<pid>/stat counts in on Linux
 
-interface Server { name: string; script: string; child: ChildProcess; port: number }
+interface Server extends ServerProcess { name: string }
 
 async function startServer(name: string, script: string): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, script)], {
-    cwd: root,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', MODEL: 'stub', LOG_LEVEL: 'warn', SIMPLE_WINDOW_SECONDS: String(WINDOW_SECONDS) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} was not ready in 60 s`)), 60_000);
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'ready') {
-          clearTimeout(timer);
-          resolve(entry.port!);
-        }
-      } catch { /* not a log line */ }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${script} exited with ${code} before it was ready`));
-    });
-  });
-  return { name, script, child, port };
-}
-
-async function stopServer(server: Server | undefined): Promise<void> {
-  if (!server || server.child.exitCode !== null || server.child.signalCode !== null) return;
-  const exited = new Promise((resolve) => server.child.once('exit', resolve));
-  server.child.kill('SIGTERM');
-  await exited;
+  const server = await startServerProcess(script, { MODEL: 'stub', SIMPLE_WINDOW_SECONDS: String(WINDOW_SECONDS) });
+  return { ...server, name };
 }
 
 /** Seconds of CPU (utime + stime) of a whole process. */
@@ -183,7 +155,7 @@ try {
     }
   }
 } finally {
-  await Promise.all(servers.map(stopServer));
+  await Promise.all(servers.map((server) => server.stop()));
 }
 
 const messagesPerRound = CONNECTIONS * (FRAMES + 2); // + start and stop

@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { addon, type NativeVadChannel } from '../src/native/binding.js';
 import { readWav } from '../test/helpers/wav.js';
+import { median } from './statistics.js';
 
 const quick = process.argv.includes('--quick');
 const root = path.resolve(import.meta.dirname, '..');
@@ -156,11 +157,6 @@ const samples = new Map<string, Sample[]>(configs.map((c) => [c.name, []]));
 for (let r = 0; r < ROUNDS; r++) for (const c of configs) samples.get(c.name)!.push(await c.measure());
 task.close();
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 const wallRate = (name: string): number[] => samples.get(name)!.map((s) => s.windows / s.wallSeconds);
 const runRate = (name: string): number => median(samples.get(name)!.map((s) => s.windows / s.runSeconds));
 const rate = Object.fromEntries(configs.map((c) => [c.name, median(wallRate(c.name))])) as Record<string, number>;

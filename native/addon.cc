@@ -24,9 +24,8 @@ class OrtProbeJob final : public Job {
 
 // probeOrt(task): Promise<string>, ONNX Runtime's version once a real inference succeeded.
 Napi::Value ProbeOrtJs(const Napi::CallbackInfo& info) {
-  TaskHandle* task = TaskHandle::Unwrap(info[0]);
-  if (task == nullptr) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "probeOrt(task) needs a Task");
-  return Submit(info.Env(), task->state(), info[0].As<Napi::Object>(), std::make_unique<OrtProbeJob>());
+  TaskHandle& task = TaskHandle::FromFirstArg(info);
+  return Submit(info.Env(), task.state(), info[0].As<Napi::Object>(), std::make_unique<OrtProbeJob>());
 }
 
 // recordPanic(subsystem): a panic in JS code handling a subsystem's results (src/tasks.ts).

@@ -11,11 +11,6 @@
 namespace speech {
 namespace {
 
-TaskHandle& TaskArg(const Napi::CallbackInfo& info) {
-  TaskHandle* task = TaskHandle::Unwrap(info[0]);
-  if (task == nullptr) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "the first argument must be a Task");
-  return *task;
-}
 
 double NumberField(const Napi::Object& spec, const char* name) {
   const Napi::Value v = spec.Get(name);
@@ -89,7 +84,7 @@ ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mode
 
 Napi::Value ModelHandle::Run(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  TaskHandle& task = TaskArg(info);
+  TaskHandle& task = TaskHandle::FromFirstArg(info);
   if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
     ThrowCoded(env, "INVALID_ARGUMENT", "run(task, samples) needs a Float32Array of 16 kHz samples");
   }
@@ -101,7 +96,7 @@ Napi::Value ModelHandle::Run(const Napi::CallbackInfo& info) {
 
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  TaskHandle& task = TaskArg(info);
+  TaskHandle& task = TaskHandle::FromFirstArg(info);
   if (!info[1].IsObject()) ThrowCoded(env, "INVALID_ARGUMENT", "loadModel(task, spec) needs a spec");
   const Napi::Object spec = info[1].As<Napi::Object>();
   const Napi::Value kind = spec.Get("kind");

@@ -50,6 +50,12 @@ TaskHandle* TaskHandle::Unwrap(const Napi::Value& value) {
   return UnwrapAs<TaskHandle>(value, GetAddonData(value.Env()).task);
 }
 
+TaskHandle& TaskHandle::FromFirstArg(const Napi::CallbackInfo& info) {
+  TaskHandle* task = Unwrap(info[0]);
+  if (task == nullptr) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "the first argument must be a Task");
+  return *task;
+}
+
 // recordPoll(delaySeconds, runSeconds, outcome: "ok" | "failed" | "panicked")
 Napi::Value TaskHandle::RecordPoll(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();

@@ -41,6 +41,8 @@ class TaskHandle : public Napi::ObjectWrap<TaskHandle> {
   explicit TaskHandle(const Napi::CallbackInfo& info);
   TaskState& state() { return *state_; }
   static TaskHandle* Unwrap(const Napi::Value& value);
+  // The Task passed as info[0]; throws INVALID_ARGUMENT when it is something else.
+  static TaskHandle& FromFirstArg(const Napi::CallbackInfo& info);
 
  private:
   Napi::Value RecordPoll(const Napi::CallbackInfo& info);

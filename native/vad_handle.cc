@@ -69,11 +69,6 @@ class ProcessJob final : public Job {
   std::vector<std::vector<float>> probs_;
 };
 
-TaskHandle& TaskArg(const Napi::CallbackInfo& info) {
-  TaskHandle* task = TaskHandle::Unwrap(info[0]);
-  if (task == nullptr) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "the first argument must be a Task");
-  return *task;
-}
 
 }  // namespace
 
@@ -102,7 +97,7 @@ VadHandle::VadHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VadHandl
 // process(task, channels: VadChannel[], audio: Float32Array[])
 Napi::Value VadHandle::Process(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  TaskHandle& task = TaskArg(info);
+  TaskHandle& task = TaskHandle::FromFirstArg(info);
   if (!info[1].IsArray() || !info[2].IsArray()) {
     ThrowCoded(env, "INVALID_ARGUMENT", "process(task, channels, audio) needs two arrays");
   }
@@ -138,7 +133,7 @@ Napi::Value VadHandle::Process(const Napi::CallbackInfo& info) {
 
 Napi::Value LoadVad(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
-  TaskHandle& task = TaskArg(info);
+  TaskHandle& task = TaskHandle::FromFirstArg(info);
   if (!info[1].IsString()) ThrowCoded(env, "INVALID_ARGUMENT", "loadVad(task, path) needs a path");
   return Submit(env, task.state(), info[0].As<Napi::Object>(),
                 std::make_unique<LoadVadJob>(info[1].As<Napi::String>().Utf8Value()));
