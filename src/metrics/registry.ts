@@ -140,9 +140,11 @@ export class Metrics {
 }
 
 /**
- * Scope guard for one unit of stage work: `using record = metrics.stage(...)`, then
- * `record.ran(result.runSeconds)` once the work reports its worker time. Work that never
- * reported (it failed) is not recorded: a failure has no meaningful RTF.
+ * Scope guard for one finished unit of stage work, in the handler of its result:
+ * `using record = metrics.stage(stage, mediaSeconds); record.ran(result.runSeconds);` and the
+ * three histograms are written when the scope ends, however it ends. The worker time comes from
+ * the native job (its wait for a worker is not processing). A failed unit is not recorded: a
+ * failure has no meaningful RTF.
  */
 export class StageRecord implements Disposable {
   private runSeconds: number | undefined;

@@ -90,11 +90,11 @@ export class AudioFrontEnd {
     this.pending = [];
     this.pendingBytes = 0;
     this.inFlight = true;
-    const record = this.metrics.stage('audio_decoding', bytes.length / this.bytesPerSecond);
+    const media = bytes.length / this.bytesPerSecond;
     settle('audio_decoding', this.stream.push(bytes),
       (chunk) => {
+        using record = this.metrics.stage('audio_decoding', media);
         record.ran(chunk.runSeconds);
-        record[Symbol.dispose]();
         this.trace.decoded(chunk);
         this.inFlight = false;
         if (this.closed) return;
@@ -102,7 +102,6 @@ export class AudioFrontEnd {
         this.pump();
       },
       (failure) => {
-        record[Symbol.dispose]();
         this.inFlight = false;
         if (this.closed) return;
         this.sink.fail(failure);

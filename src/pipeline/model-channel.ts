@@ -108,10 +108,8 @@ export class ModelChannel {
     this.queuedSamples -= window.samples.length;
     this.inFlight = true;
     const media = window.samples.length / SAMPLE_RATE;
-    const record = this.metrics.stage('model_inference', media);
     const span = this.trace.stage('model_inference', this.trace.recording ? spanAttributes(this.channel, window) : {});
     const done = (): void => {
-      record[Symbol.dispose]();
       this.inFlight = false;
       this.pump();
     };
@@ -124,6 +122,7 @@ export class ModelChannel {
           done();
           return;
         }
+        using record = this.metrics.stage('model_inference', media);
         record.ran(out.runSeconds);
         span.end(out, {
           'speech.scheduler_wait_seconds': (performance.now() - scheduled) / 1000 - out.runSeconds - out.waitSeconds,

@@ -26,6 +26,7 @@ export interface SegmentedRunnerOptions {
 }
 
 const ms = (v: number): number => Math.round((v * SAMPLE_RATE) / 1000);
+const MAX_VAD_REQUEST = SAMPLE_RATE; // one second, 31 windows
 
 /** The audio of one channel since `start` (stream samples), growing at the end, trimmed at the front. */
 class AudioHistory {
@@ -143,9 +144,13 @@ class SegmentedChannel {
       this.wake();
       return;
     }
-    const audio = this.pending.length === 1 ? this.pending[0]! : concat(this.pending, this.pendingSamples);
-    this.pending = [];
-    this.pendingSamples = 0;
+    // At most MAX_VAD_REQUEST of audio per request: one VAD batch serves every stream at once, so a
+    // client that sent minutes of audio in one go must not make the batch (and every live stream
+    // in it) wait for all of it. The rest goes in the next request.
+    const all = this.pending.length === 1 ? this.pending[0]! : concat(this.pending, this.pendingSamples);
+    const audio = all.length > MAX_VAD_REQUEST ? all.subarray(0, MAX_VAD_REQUEST) : all;
+    this.pending = audio === all ? [] : [all.subarray(MAX_VAD_REQUEST)];
+    this.pendingSamples = all.length - audio.length;
     this.vadInFlight = true;
     // A VAD batch serves many streams: this stream's span sums how long its requests waited.
     const asked = performance.now();

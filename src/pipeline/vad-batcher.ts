@@ -63,15 +63,14 @@ export class VadBatcher {
     this.inFlight++;
     for (const r of batch) this.busy.add(r.channel);
     const media = batch.reduce((n, r) => n + r.audio.length, 0) / SAMPLE_RATE;
-    const record = this.metrics.stage('vad_processing', media);
     const done = (): void => {
-      record[Symbol.dispose]();
       for (const r of batch) this.busy.delete(r.channel);
       this.inFlight--;
       this.dispatch();
     };
     settle('vad', this.vad.process(this.task.native, batch.map((r) => r.channel), batch.map((r) => r.audio)),
       (result) => {
+        using record = this.metrics.stage('vad_processing', media);
         record.ran(result.runSeconds);
         done();
         batch.forEach((r, i) => r.resolve(result.probs[i] ?? new Float32Array(0)));
