@@ -214,4 +214,28 @@ describe('limits', () => {
       await strict.stop();
     }
   });
+
+  it('MAX_OUTBOUND_BYTES: a client that stops reading its events is closed as SLOW_CONSUMER, once', async () => {
+    const strict = await startServer({ MODEL: 'stub', MAX_OUTBOUND_BYTES: '65536' });
+    try {
+      const client = await Client.connect(strict.url('/api/v1/simple'));
+      // Stop reading: the kernel buffers fill first, then the server's own queue.
+      (client.ws as unknown as { _socket: net.Socket })._socket.pause();
+      const counted = async () => {
+        const text = await (await fetch(strict.http('/metrics'))).text();
+        return Number(/errors_total\{kind="SLOW_CONSUMER"\} (\d+)/.exec(text)?.[1] ?? 0);
+      };
+      // Each malformed message earns an error event of ~150 bytes.
+      for (let round = 0; round < 200 && (await counted()) === 0; round++) {
+        for (let i = 0; i < 1000; i++) client.ws.send('x');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(await counted(), 1);
+      const active = Number(/connections_active (\d+)/.exec(await (await fetch(strict.http('/metrics'))).text())?.[1]);
+      assert.equal(active, 0, 'the slow client is gone');
+      client.ws.terminate();
+    } finally {
+      await strict.stop();
+    }
+  });
 });

@@ -1,0 +1,65 @@
+// Overload: clients flooding audio far faster than real time are shed with BACKLOG (1008) while
+// health keeps answering and a live stream keeps getting its results; afterwards the server
+// serves a new stream as if nothing happened. (How fast it answers is measured in bench/overload.ts.)
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { Client, streamFile } from '../helpers/client.js';
+import { sendPaced } from '../helpers/pace.js';
+import { startServer } from '../helpers/server.js';
+import { readWav, startMessage } from '../helpers/wav.js';
+
+const wav = readWav('two_utterances_16k_mono_s16.wav');
+
+/** Sends the fixture over and over as fast as the socket takes it; resolves with the close code. */
+async function flood(url: string): Promise<number> {
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  ws.send(startMessage(wav));
+  const deadline = Date.now() + 10_000;
+  while (ws.readyState === WebSocket.OPEN && Date.now() < deadline) {
+    if (ws.bufferedAmount < 1 << 20) ws.send(wav.data);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  if (ws.readyState === WebSocket.OPEN) ws.terminate();
+  return closed;
+}
+
+describe('overload', () => {
+  it('sheds floods with BACKLOG, keeps health and a live stream served, and recovers', async () => {
+    const server = await startServer({ MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 5 }), MAX_BACKLOG_SECONDS: '5' });
+    try {
+      const url = server.url('/api/v1/segmented');
+      const live = (async () => {
+        const client = await Client.connect(url);
+        client.sendJson(startMessage(wav));
+        await sendPaced(client, wav.data.subarray(0, 32000 * 5), 32000, 0.1, 1);
+        client.sendJson({ request: 'stop', disconnect: true });
+        await client.closed;
+        return client;
+      })();
+      const probes: number[] = [];
+      const probing = (async () => {
+        for (let i = 0; i < 40; i++) {
+          probes.push((await fetch(server.http('/api/v1/health'))).status);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      const codes = await Promise.all(Array.from({ length: 4 }, () => flood(url)));
+      const [client] = await Promise.all([live, probing]);
+      assert.deepEqual(codes, [1008, 1008, 1008, 1008], 'every flood was shed');
+      assert.ok(probes.every((s) => s === 200), `health answered 200 throughout: ${probes.join(',')}`);
+      assert.deepEqual([client.closeCode, client.events.filter((e) => e.type === 'error')], [1000, []], 'the live stream was not shed');
+      assert.deepEqual(client.events.map((e) => e.type), ['active', 'inactive', 'segment'], 'its 5 s hold utterance A');
+      const metrics = await (await fetch(server.http('/metrics'))).text();
+      assert.match(metrics, /errors_total\{kind="BACKLOG"\} [4-9]/);
+      // Under MAX_BACKLOG_SECONDS of audio at once: utterance A and its trailing silence.
+      const after = await streamFile(url, startMessage(wav), wav.data.subarray(0, 32000 * 4.5), 3200);
+      assert.equal(after.closeCode, 1000);
+      assert.equal(after.events.filter((e) => e['is_final'] === true).length, 1, 'a new stream afterwards gets its final');
+    } finally {
+      await server.stop();
+    }
+  });
+});
