@@ -50,11 +50,6 @@ export class ModelChannel {
     private readonly trace: StreamTrace,
   ) {}
 
-  /** Seconds of audio waiting for the model. */
-  backlogSeconds(): number {
-    return this.queuedSamples / SAMPLE_RATE;
-  }
-
   enqueue(window: Window): void {
     if (this.aborted) return;
     if (window.utterance !== undefined) {
