@@ -1,6 +1,6 @@
 // The uWebSockets.js app: WebSocket routes, health, metrics. Routing, JSON and byte copies only:
 // everything heavier runs natively on the threadpool.
-import type { HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics/registry.js';
@@ -149,6 +149,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   }
 
   app.get('/api/v1/health', (res, req) => routing.poll(() => {
+    countUpgradeAttempt(req, metrics);
     if (config.authAllRoutes && !auth.allows(req)) {
       unauthorized(res, metrics);
       return;
@@ -175,6 +176,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   }));
 
   app.get('/metrics', (res, req) => {
+    countUpgradeAttempt(req, metrics);
     if (config.authAllRoutes && !auth.allows(req)) {
       routing.poll(() => unauthorized(res, metrics));
       return;
@@ -204,14 +206,14 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   app.get('/*', (res, req) => routing.poll(() => {
     const page = pages.get(req.getUrl());
     if (!page) {
-      notFound(res, req.getMethod(), req.getUrl());
+      notFound(res, req.getMethod(), req.getUrl(), metrics);
       return;
     }
     res.writeStatus('200 OK').writeHeader('Content-Type', page.type).writeHeader('Cache-Control', 'no-cache').end(page.body);
   }));
 
   app.any('/*', (res, req) => routing.poll(() => {
-    notFound(res, req.getMethod(), req.getUrl());
+    notFound(res, req.getMethod(), req.getUrl(), metrics);
   }));
 
   const socket = await new Promise<us_listen_socket>((resolve, reject) => {
@@ -254,7 +256,13 @@ function unauthorized(res: HttpResponse, metrics: Metrics): void {
     .writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: 'a valid token is required' }));
 }
 
-function notFound(res: HttpResponse, method: string, url: string): void {
+/** A WebSocket upgrade asked of an HTTP route is answered as plain HTTP (no 101), and counted. */
+function countUpgradeAttempt(req: HttpRequest, metrics: Metrics): void {
+  if (req.getHeader('upgrade').toLowerCase() === 'websocket') metrics.httpRejected.inc({ reason: 'upgrade_on_http_route' });
+}
+
+function notFound(res: HttpResponse, method: string, url: string, metrics: Metrics): void {
+  metrics.httpRejected.inc({ reason: 'not_found' });
   res.writeStatus('404 Not Found').writeHeader('Content-Type', 'application/json')
     .end(JSON.stringify({ error: `no route for ${method.toUpperCase()} ${url}` }));
 }

@@ -21,6 +21,10 @@ export class Metrics {
   readonly connectionsRefused = new Counter({
     name: 'connections_refused_total', help: 'WebSocket upgrades (and, with AUTH_ALL_ROUTES, HTTP requests) refused, by reason', labelNames: ['reason'], registers: [this.registry],
   });
+  readonly httpRejected = new Counter({
+    name: 'http_rejected_total', help: 'HTTP requests refused: unknown paths or methods (404), WebSocket upgrades asked of HTTP routes',
+    labelNames: ['reason'], registers: [this.registry],
+  });
   readonly streamsActive = new Gauge({ name: 'streams_active', help: 'Streams between start and stop', labelNames: ['route'], registers: [this.registry] });
   readonly streamsTotal = new Counter({ name: 'streams_total', help: 'Streams started', labelNames: ['route'], registers: [this.registry] });
   readonly audioReceived = new Counter({
@@ -95,6 +99,7 @@ export class Metrics {
     // Every known series exists from the start, at 0: rate() and dashboards see "none yet".
     for (const kind of Object.keys(ERROR_CODES) as ErrorCode[]) this.errors.inc({ kind }, 0);
     for (const reason of ['max_connections', 'not_ready', 'draining', 'unauthorized']) this.connectionsRefused.inc({ reason }, 0);
+    for (const reason of ['not_found', 'upgrade_on_http_route']) this.httpRejected.inc({ reason }, 0);
     this.sampleEventLoop();
   }
 

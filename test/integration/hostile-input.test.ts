@@ -170,6 +170,7 @@ describe('hostile input: transport', () => {
       assert.equal(res.status, 404, `${method} ${route}`);
       assert.match(((await res.json()) as { error: string }).error, /no route/);
     }
+    assert.match(await (await fetch(server.http('/metrics'))).text(), /http_rejected_total\{reason="not_found"\} [5-9]/, 'counted');
   });
 
   it('s16 audio in odd-sized frames is reassembled, never rejected', async () => {

@@ -43,6 +43,8 @@ describe('health', () => {
     for (const route of ['/metrics', '/api/v1/health', '/nope']) {
       await assert.rejects(Client.connect(server.url(route)), /Unexpected server response: (200|404)/, route);
     }
+    const text = await (await fetch(server.http('/metrics'))).text();
+    assert.match(text, /http_rejected_total\{reason="upgrade_on_http_route"\} 2/, 'upgrades on HTTP routes are counted');
   });
 });
 
