@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } f
 import os from 'node:os';
 import path from 'node:path';
 import { median } from './statistics.js';
+import { BYTES, ENCODINGS, writeSample, type Encoding } from '../test/helpers/pcm-encode.js';
 
 const quick = process.argv.includes('--quick');
 const root = path.resolve(import.meta.dirname, '..');
@@ -20,9 +21,6 @@ const SAMPLES = quick ? 4096 : 1 << 20;
 const RUNS = quick ? 3 : 9;
 const MIN_RUN_SECONDS = quick ? 0.002 : 0.04;
 
-const ENCODINGS = ['u8', 's16', 's24', 's32', 'f32', 'f64', 'mulaw', 'alaw'] as const;
-type Encoding = (typeof ENCODINGS)[number];
-const WIDTH: Record<Encoding, number> = { u8: 1, s16: 2, s24: 3, s32: 4, f32: 4, f64: 8, mulaw: 1, alaw: 1 };
 
 function build(): void {
   const built = existsSync(binary) ? statSync(binary).mtimeMs : 0;
@@ -36,20 +34,12 @@ function build(): void {
 
 // --- The same input for both sides: speech-like audio (two tones and noise) in each encoding ---
 function input(encoding: Encoding): Buffer {
-  const out = Buffer.alloc(SAMPLES * WIDTH[encoding]);
+  const out = Buffer.alloc(SAMPLES * BYTES[encoding]);
   let seed = 2024;
   for (let i = 0; i < SAMPLES; i++) {
     seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
     const x = 0.4 * Math.sin((2 * Math.PI * 440 * i) / 16000) + 0.2 * Math.sin((2 * Math.PI * 3100 * i) / 16000) + 0.1 * (seed / 2 ** 32 - 0.5);
-    switch (encoding) {
-      case 'u8': out.writeUInt8(Math.round(x * 127) + 128, i); break;
-      case 's16': out.writeInt16LE(Math.round(x * 32767), 2 * i); break;
-      case 's24': out.writeIntLE(Math.round(x * 8388607), 3 * i, 3); break;
-      case 's32': out.writeInt32LE(Math.round(x * 2147483647), 4 * i); break;
-      case 'f32': out.writeFloatLE(x, 4 * i); break;
-      case 'f64': out.writeDoubleLE(x, 8 * i); break;
-      default: out.writeUInt8(seed >>> 24, i); // G.711: every byte is a code word
-    }
+    writeSample(out, encoding, i, x, () => seed >>> 24);
   }
   return out;
 }

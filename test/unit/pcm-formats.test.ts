@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addon, isNativeError, type NativeFormat } from '../../src/native/binding.js';
 import { concat, sine } from '../helpers/signal.js';
+import { BYTES, ENCODINGS, writeSample, type Encoding } from '../helpers/pcm-encode.js';
 
-type Encoding = 'u8' | 's16' | 's24' | 's32' | 'f32' | 'f64' | 'mulaw' | 'alaw';
 
 function format(encoding: Encoding, sampleRate = 16000, channels = 1): NativeFormat {
   switch (encoding) {
@@ -21,8 +21,6 @@ function format(encoding: Encoding, sampleRate = 16000, channels = 1): NativeFor
   }
 }
 
-const ENCODINGS: Encoding[] = ['u8', 's16', 's24', 's32', 'f32', 'f64', 'mulaw', 'alaw'];
-const BYTES: Record<Encoding, number> = { u8: 1, s16: 2, s24: 3, s32: 4, f32: 4, f64: 8, mulaw: 1, alaw: 1 };
 
 /** Pushes `bytes` in pieces of the given sizes (cycled), then flushes; returns each channel. */
 async function decode(fmt: NativeFormat, bytes: Uint8Array, pieces: number[] = [bytes.length]): Promise<{ channels: Float32Array[]; discarded: number }> {
@@ -82,18 +80,7 @@ function alawReference(code: number): number {
 function encode(encoding: Encoding, samples: Float32Array, rnd: () => number): Uint8Array {
   const n = samples.length, w = BYTES[encoding];
   const out = Buffer.alloc(n * w);
-  for (let i = 0; i < n; i++) {
-    const x = samples[i]!;
-    switch (encoding) {
-      case 'u8': out.writeUInt8(Math.round(x * 127) + 128, i); break;
-      case 's16': out.writeInt16LE(Math.round(x * 32767), 2 * i); break;
-      case 's24': out.writeIntLE(Math.round(x * 8388607), 3 * i, 3); break;
-      case 's32': out.writeInt32LE(Math.round(x * 2147483647), 4 * i); break;
-      case 'f32': out.writeFloatLE(x, 4 * i); break;
-      case 'f64': out.writeDoubleLE(x, 8 * i); break;
-      default: out.writeUInt8(Math.floor(rnd() * 256), i); // every byte is a valid G.711 code word
-    }
-  }
+  for (let i = 0; i < n; i++) writeSample(out, encoding, i, samples[i]!, () => Math.floor(rnd() * 256));
   return out;
 }
 
