@@ -1,4 +1,22 @@
-// What a route's pipeline offers its session.
+// What a route's pipeline offers its session, and what every pipeline is given.
+import type { Metrics } from '../metrics/registry.js';
+import type { NativeFormat } from '../native/binding.js';
+import type { ServerEvent } from '../protocol.js';
+import type { TaskFailure } from '../tasks.js';
+import type { StreamTrace } from '../tracing.js';
+import type { SharedModel } from './model-channel.js';
+
+export interface RunnerOptions {
+  format: NativeFormat;
+  model: SharedModel;
+  metrics: Metrics;
+  /** Sends an event to the client. */
+  emit: (event: ServerEvent) => void;
+  /** The stream cannot go on. */
+  fail: (failure: TaskFailure) => void;
+  trace: StreamTrace;
+}
+
 export interface Runner {
   /** Audio bytes in the stream's wire format; ownership passes to the runner. May throw TaskFailure. */
   push(bytes: Uint8Array): void;

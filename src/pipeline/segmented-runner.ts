@@ -2,27 +2,18 @@
 // `inactive` when it ends, then a final `segment` for its audio (with padding). With interim
 // results, the utterance so far is transcribed every INTERIM_INTERVAL_SECONDS of new audio.
 import type { Config } from '../config.js';
-import type { Metrics } from '../metrics/registry.js';
-import { addon, type NativeFormat, type NativeVadChannel } from '../native/binding.js';
-import type { ServerEvent } from '../protocol.js';
+import { addon, type NativeVadChannel } from '../native/binding.js';
 import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
-import type { StreamTrace } from '../tracing.js';
 import { AudioFrontEnd } from './audio-front-end.js';
-import { ModelChannel, SAMPLE_RATE, type SharedModel } from './model-channel.js';
-import type { Runner } from './runner.js';
+import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import type { Runner, RunnerOptions } from './runner.js';
 import { SpeechDetector, type DetectorOptions, type SpeechEvent } from './speech-detector.js';
 import type { VadBatcher } from './vad-batcher.js';
 
-export interface SegmentedRunnerOptions {
-  format: NativeFormat;
-  model: SharedModel;
+export interface SegmentedRunnerOptions extends RunnerOptions {
   vad: VadBatcher;
   interimResults: boolean;
   config: Config;
-  metrics: Metrics;
-  emit: (event: ServerEvent) => void;
-  fail: (failure: TaskFailure) => void;
-  trace: StreamTrace;
 }
 
 const ms = (v: number): number => Math.round((v * SAMPLE_RATE) / 1000);

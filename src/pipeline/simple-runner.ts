@@ -1,14 +1,9 @@
 // /api/v1/simple: each channel's 16 kHz audio is cut into fixed windows, each window goes to the
 // model, and one segment per window comes back, in order per channel; the last, partial window
 // is sent at stop.
-import type { NativeFormat } from '../native/binding.js';
-import type { Metrics } from '../metrics/registry.js';
-import type { ServerEvent } from '../protocol.js';
-import type { TaskFailure } from '../tasks.js';
-import type { StreamTrace } from '../tracing.js';
 import { AudioFrontEnd } from './audio-front-end.js';
-import { ModelChannel, SAMPLE_RATE, type SharedModel } from './model-channel.js';
-import type { Runner } from './runner.js';
+import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import type { Runner, RunnerOptions } from './runner.js';
 
 /** Collects a channel's samples into windows of a fixed length. */
 class Windower {
@@ -49,15 +44,9 @@ class Windower {
   }
 }
 
-export interface SimpleRunnerOptions {
-  format: NativeFormat;
-  model: SharedModel;
+export interface SimpleRunnerOptions extends RunnerOptions {
   windowSeconds: number;
   maxBacklogSeconds: number;
-  metrics: Metrics;
-  emit: (event: ServerEvent) => void;
-  fail: (failure: TaskFailure) => void;
-  trace: StreamTrace;
 }
 
 export class SimpleRunner implements Runner {
