@@ -1,6 +1,9 @@
 // Module init: the addon's whole JS surface (typed in src/native/binding.ts).
 #include <napi.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "addon_data.h"
 #include "executor.h"
 #include "model_handle.h"
@@ -76,7 +79,19 @@ Napi::Value Snapshot(const Napi::CallbackInfo& info) {
   out.Set("jobsQueued", snap.jobs_queued);
   out.Set("jobsRunning", snap.jobs_running);
   out.Set("workerBusySeconds", ToFloat64Array(env, snap.worker_busy_seconds));
+  out.Set("modelsLoaded", static_cast<double>(LoadedModelCount()));
+  out.Set("vadsLoaded", static_cast<double>(LoadedVadCount()));
   return out;
+}
+
+// exitProcess(code): ends the process now, without tearing down worker threads. Node's own exit
+// stops each worker and asserts that its event loop has no open handles, which uWebSockets.js
+// (this build has no App.close()) cannot promise for idle keep-alive sockets. Called by the
+// primary once every worker has drained and its logs are written.
+Napi::Value ExitProcess(const Napi::CallbackInfo& info) {
+  const int code = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1;
+  std::fflush(nullptr);
+  std::_Exit(code);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -103,6 +118,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("taskMetricSchema", Napi::Function::New<TaskMetricSchema>(env, "taskMetricSchema"));
   exports.Set("snapshot", Napi::Function::New<Snapshot>(env, "snapshot"));
   exports.Set("recordPanic", Napi::Function::New<RecordPanicJs>(env, "recordPanic"));
+  exports.Set("exitProcess", Napi::Function::New<ExitProcess>(env, "exitProcess"));
   return exports;
 }
 

@@ -6,10 +6,16 @@
 #include "executor.h"
 #include "models/moonshine.h"
 #include "models/stub.h"
+#include "process_cache.h"
 #include "task.h"
 
 namespace speech {
 namespace {
+
+ProcessCache<Model>& LoadedModels() {
+  static ProcessCache<Model> cache;
+  return cache;
+}
 
 
 double NumberField(const Napi::Object& spec, const char* name) {
@@ -36,17 +42,25 @@ class LoadJob final : public Job {
   // `dir` empty: the stub model with `stub` options; else Moonshine from that folder.
   LoadJob(StubOptions stub, std::string dir) : stub_(stub), dir_(std::move(dir)) {}
   void Execute() override {
-    if (dir_.empty()) {
-      model_ = std::make_shared<StubModel>(stub_);
-    } else {
-      model_ = std::make_shared<MoonshineModel>(dir_);
-    }
+    model_ = LoadedModels().GetOrLoad(Key(), [this]() -> std::shared_ptr<Model> {
+      if (dir_.empty()) return std::make_shared<StubModel>(stub_);
+      return std::make_shared<MoonshineModel>(dir_);
+    });
   }
   Napi::Value Result(Napi::Env env) override {
     return GetAddonData(env).model.New({Napi::External<std::shared_ptr<Model>>::New(env, &model_)});
   }
 
  private:
+  // Same files (or the same stub options): the same model.
+  std::string Key() const {
+    if (!dir_.empty()) return "moonshine:" + dir_;
+    return "stub:" + std::to_string(stub_.delay_ms) + "," + std::to_string(stub_.constant_factor) + "," +
+           std::to_string(stub_.jitter) + "," + std::to_string(stub_.failure_rate) + "," +
+           std::to_string(stub_.panic_rate) + "," + std::to_string(stub_.warmup_penalty_ms) + "," +
+           std::to_string(stub_.seed);
+  }
+
   StubOptions stub_;
   std::string dir_;
   std::shared_ptr<Model> model_;
@@ -72,6 +86,8 @@ class RunJob final : public Job {
 };
 
 }  // namespace
+
+std::size_t LoadedModelCount() { return LoadedModels().Live(); }
 
 Napi::Function ModelHandle::Define(Napi::Env env) {
   return DefineClass(env, "Model", {InstanceMethod<&ModelHandle::Run>("run")});

@@ -1,11 +1,13 @@
 // JS handle of a loaded model, shared by every stream. Created only by loadModel().
 //   loadModel(task, {kind: "stub", stub: {...}} | {kind: "moonshine", dir}): Promise<Model>
-//       loads on the threadpool; a missing or corrupt file rejects with MODEL_LOAD
+//       loads on the threadpool, once per process (process_cache.h); a missing or corrupt file
+//       rejects with MODEL_LOAD
 //   model.run(task, samples: Float32Array): Promise<{count?: number, text?: string}>
 #pragma once
 
 #include <napi.h>
 
+#include <cstddef>
 #include <memory>
 
 #include "models/model.h"
@@ -23,5 +25,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 };
 
 Napi::Value LoadModel(const Napi::CallbackInfo& info);
+
+// Speech models loaded in this process now (shared by every worker thread).
+std::size_t LoadedModelCount();
 
 }  // namespace speech

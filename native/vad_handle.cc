@@ -6,15 +6,23 @@
 
 #include "addon_data.h"
 #include "executor.h"
+#include "process_cache.h"
 #include "task.h"
 
 namespace speech {
 namespace {
 
+ProcessCache<const SileroVad>& LoadedVads() {
+  static ProcessCache<const SileroVad> cache;
+  return cache;
+}
+
 class LoadVadJob final : public Job {
  public:
   explicit LoadVadJob(std::string path) : path_(std::move(path)) {}
-  void Execute() override { vad_ = std::make_shared<const SileroVad>(path_); }
+  void Execute() override {
+    vad_ = LoadedVads().GetOrLoad(path_, [this] { return std::make_shared<const SileroVad>(path_); });
+  }
   Napi::Value Result(Napi::Env env) override {
     return GetAddonData(env).vad.New({Napi::External<std::shared_ptr<const SileroVad>>::New(env, &vad_)});
   }
@@ -130,6 +138,8 @@ Napi::Value VadHandle::Process(const Napi::CallbackInfo& info) {
   return Submit(env, task.state(), info[0].As<Napi::Object>(),
                 std::make_unique<ProcessJob>(vad_, std::move(handles), std::move(spans)), pins);
 }
+
+std::size_t LoadedVadCount() { return LoadedVads().Live(); }
 
 Napi::Value LoadVad(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();

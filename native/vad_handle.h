@@ -1,5 +1,5 @@
 // JS surface of the voice-activity detector.
-//   loadVad(task, path): Promise<Vad>               loads Silero once, on the threadpool
+//   loadVad(task, path): Promise<Vad>               loads Silero once per process, on the threadpool
 //   new VadChannel()                                 one channel's recurrent state
 //   channel.reset()                                  back to the start of a stream
 //   vad.process(task, channels, audio): Promise<{probs: Float32Array[]}>
@@ -10,6 +10,8 @@
 #pragma once
 
 #include <napi.h>
+
+#include <cstddef>
 
 #include <memory>
 
@@ -40,5 +42,8 @@ class VadHandle : public Napi::ObjectWrap<VadHandle> {
 };
 
 Napi::Value LoadVad(const Napi::CallbackInfo& info);
+
+// Silero models loaded in this process now (shared by every worker thread).
+std::size_t LoadedVadCount();
 
 }  // namespace speech

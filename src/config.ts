@@ -1,5 +1,6 @@
 // Settings: each has an environment variable, a matching --flag and a default. A bad value stops
 // start-up with a message naming the setting.
+import { cpuBudget } from './cpu-budget.js';
 import type { StubOptions } from './native/binding.js';
 
 export type ModelName = 'stub' | 'moonshine-tiny';
@@ -13,6 +14,7 @@ export interface Config {
   stub: StubOptions;
   logLevel: LogLevel;
   threads: number;
+  workers: number;
   simpleWindowSeconds: number;
   vadStartThreshold: number;
   vadEndThreshold: number;
@@ -143,6 +145,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     parse: oneOf<LogLevel>('debug', 'info', 'warn', 'error') },
   { key: 'threads', env: 'THREADS', default: 4, parse: integer(1, 1024),
     help: 'libuv threadpool workers running native jobs (sets UV_THREADPOOL_SIZE)' },
+  { key: 'workers', env: 'WORKERS', default: 0, parse: integer(0, 256),
+    help: 'worker threads serving WebSockets on the shared port (0: one per core, within a cgroup CPU limit); models and the threadpool are shared' },
   { key: 'simpleWindowSeconds', env: 'SIMPLE_WINDOW_SECONDS', default: 5, parse: decimal(0.1, 60),
     help: '/api/v1/simple: length of the fixed windows each channel is cut into' },
   { key: 'vadStartThreshold', env: 'VAD_START_THRESHOLD', default: 0.5, parse: decimal(0.01, 0.99),
@@ -246,4 +250,9 @@ export function settingsTable(): { env: string; flag: string; default: string; h
     default: typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default),
     help: s.help,
   }));
+}
+
+/** The worker threads to run: WORKERS, or one per core the process may use when it is 0. */
+export function workerCount(config: Config, cores = cpuBudget()): number {
+  return config.workers > 0 ? config.workers : cores;
 }

@@ -1,5 +1,7 @@
-// `npm start`: read the settings, size the threadpool, serve until SIGINT/SIGTERM.
-import { ConfigError, helpText, loadConfig } from './config.js';
+// `npm start`: read the settings, size the threadpool, serve until SIGINT/SIGTERM. With one
+// worker the server runs on this thread; with more, this thread is the primary of N worker
+// threads sharing the port (src/cluster/primary.ts).
+import { ConfigError, helpText, loadConfig, workerCount, type Config } from './config.js';
 import { Logger } from './log.js';
 
 const argv = process.argv.slice(2);
@@ -8,7 +10,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
   process.exit(0);
 }
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.env, argv);
 } catch (e) {
@@ -18,7 +20,7 @@ try {
 }
 
 // libuv sizes its pool when the first job is queued; nothing has queued one yet, because the
-// addon and the server are loaded below, after this line.
+// addon and the server are loaded below, after this line. Worker threads share this one pool.
 process.env.UV_THREADPOOL_SIZE = String(config.threads);
 const log = new Logger(config.logLevel);
 let tracing: typeof import('./tracing.js');
@@ -29,18 +31,39 @@ try {
   process.stderr.write(`configuration error: ${e.message}\n`);
   process.exit(2);
 }
-const { startServer } = await import('./server.js');
+const workers = workerCount(config);
+
+interface Running {
+  readonly port: number;
+  /** With worker threads: rejects when one fails. */
+  readonly crashed?: Promise<never>;
+  ready(): Promise<void>;
+  drain(graceSeconds: number): Promise<number>;
+}
+
+// With worker threads the process ends through the addon: Node's exit would stop each worker
+// and assert on the sockets uWebSockets.js still holds (src/cluster/primary.ts).
+const cluster = workers === 1 ? undefined : await import('./cluster/primary.js');
+const exit: (code: number) => never = cluster ? cluster.exitProcess : (code) => process.exit(code);
+
+async function start(): Promise<Running> {
+  if (!cluster) {
+    const [{ startServer }, { SharedState }] = await Promise.all([import('./server.js'), import('./cluster/shared-state.js')]);
+    return startServer(config, log, { worker: 0, shared: new SharedState(1), port: config.port });
+  }
+  return cluster.startPrimary(config, workers);
+}
 
 try {
   // Listen first so health can say "not ready" while the models load and warm up.
-  const server = await startServer(config, log);
-  log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads });
+  const server = await start();
+  log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads, workers });
   if (tracing.tracingEnabled()) log.info('tracing', { endpoint: tracing.tracesEndpoint() });
   let stopping = false;
   const shutdown = (signal: string): void => {
     if (stopping) {
       log.warn('second signal: exiting now', { signal });
-      process.exit(1);
+      exit(1);
     }
     stopping = true;
     log.info('draining', { signal, grace_seconds: config.drainSeconds });
@@ -48,19 +71,26 @@ try {
       async (cut) => {
         log.info('drained', { cut_connections: cut });
         await tracing.shutdownTracing(); // spans still batched go out before the exit (at most 5 s)
-        process.exit(0);
+        exit(0);
       },
       (e: unknown) => {
         log.error('drain failed', { error: String(e) });
-        process.exit(1);
+        exit(1);
       },
     );
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   await server.ready();
-  log.announce('ready', { port: server.port, model: config.model });
+  log.announce('ready', { port: server.port, model: config.model, workers });
+  // Before this, a failed worker is a failed start-up (above); from now on it ends the process.
+  if (server.crashed) {
+    server.crashed.catch((e: unknown) => {
+      log.error('worker failed', { error: e instanceof Error ? e.message : String(e) });
+      exit(1);
+    });
+  }
 } catch (e) {
   log.error('start-up failed', { error: e instanceof Error ? e.message : String(e) });
-  process.exit(1);
+  exit(1);
 }

@@ -3,7 +3,9 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import type { SharedState } from './cluster/shared-state.js';
 import { Metrics } from './metrics/registry.js';
+import { nativePanics } from './metrics/native-families.js';
 import { Authenticator } from './auth.js';
 import { loadSpeechModel, loadVad } from './models.js';
 import { loadStaticFiles } from './static-files.js';
@@ -11,7 +13,7 @@ import { addon, uws } from './native/binding.js';
 import { InferenceScheduler } from './pipeline/inference-scheduler.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
 import { Session, type Route, type SessionDeps } from './session.js';
-import { Task, lastPanicAt, spawn } from './tasks.js';
+import { Task, onPanic, spawn } from './tasks.js';
 
 interface Connection {
   session: Session | undefined;
@@ -19,9 +21,29 @@ interface Connection {
   closed: boolean;
 }
 
+/** Where this server runs: the one thread of the process (WORKERS=1) or one of its worker threads. */
+export interface ServerPlace {
+  /** This thread's index (0 with WORKERS=1). */
+  worker: number;
+  /** The process-wide counters: connections, streams, readiness, draining, last panic. */
+  shared: SharedState;
+  /** The port to listen on: the configured one, or the one the first worker got for PORT=0. */
+  port: number;
+  /**
+   * The /metrics text. Absent: this thread's registry holds the whole process's families
+   * (WORKERS=1). With worker threads: the primary's aggregate of every worker's registry.
+   */
+  scrape?: () => Promise<string>;
+}
+
+export const HEALTH_PATH = '/api/v1/health';
+/** Liveness: 200 whenever the event loop answers, also while loading or draining. */
+export const LIVENESS_PATH = '/api/v1/health/live';
+
 export interface Server {
   readonly port: number;
-  readonly metrics: Metrics;
+  /** This thread's metric families as prom-client JSON (for the primary to aggregate). */
+  json(): ReturnType<Metrics['json']>;
   /** Loads and warms the models; the server answers upgrades once this resolves. */
   ready(): Promise<void>;
   /**
@@ -40,7 +62,7 @@ interface Loaded {
   deps: Omit<SessionDeps, 'route'>;
 }
 
-async function loadAndWarm(config: Config, metrics: Metrics, log: Logger): Promise<Loaded> {
+async function loadAndWarm(config: Config, workers: number, metrics: Metrics, log: Logger): Promise<Loaded> {
   const loader = new Task('inference');
   try {
     const started = performance.now();
@@ -55,9 +77,10 @@ async function loadAndWarm(config: Config, metrics: Metrics, log: Logger): Promi
       vad.process(loader.native, [new addon.VadChannel()], [noise]),
     ]);
     log.info('models loaded', { model: config.model, onnxruntime, load_ms: Math.round(loaded - started), warm_ms: Math.round(performance.now() - loaded) });
-    const batcher = new VadBatcher(vad, metrics, Math.max(1, Math.floor(config.threads / 2)));
+    // The threadpool is the process's: each worker thread gets its share of the job slots.
+    const batcher = new VadBatcher(vad, metrics, Math.max(1, Math.floor(config.threads / 2 / workers)));
     // At most one model job per threadpool worker; the rest wait in the scheduler, live audio first.
-    const shared = { native: model, scheduler: new InferenceScheduler(config.threads) };
+    const shared = { native: model, scheduler: new InferenceScheduler(Math.max(1, Math.round(config.threads / workers))) };
     metrics.inferenceWaiting = () => shared.scheduler.waiting;
     return { onnxruntime, deps: { config, model: shared, vad: batcher, metrics, log } };
   } finally {
@@ -65,15 +88,18 @@ async function loadAndWarm(config: Config, metrics: Metrics, log: Logger): Promi
   }
 }
 
-export async function startServer(config: Config, log: Logger): Promise<Server> {
-  const metrics = new Metrics(config.threads);
+export async function startServer(config: Config, log: Logger, place: ServerPlace): Promise<Server> {
+  const { shared } = place;
+  const metrics = new Metrics({
+    worker: place.worker, shared, processFamilies: place.scrape ? undefined : { threadpoolSize: config.threads },
+  });
+  const scrape = place.scrape ?? (() => metrics.scrape());
+  onPanic(() => shared.panicked());
   let loaded: Loaded | undefined;
   const routing = new Task('api_routing');
   const auth = new Authenticator(config.authToken);
   const sockets = new Set<WebSocket<Connection>>();
-  let connections = 0;
   let listenSocket: us_listen_socket | false = false;
-  let draining = false;
 
   const app: TemplatedApp = uws.App();
   for (const [route, path] of Object.entries(ROUTES) as [Route, string][]) {
@@ -90,8 +116,8 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
           return;
         }
         const refusal = !loaded ? ['not_ready', 'the server is still loading its models']
-          : draining ? ['draining', 'the server is shutting down']
-          : connections >= config.maxConnections ? ['max_connections', `the server is at its limit of ${config.maxConnections} connections`]
+          : shared.draining ? ['draining', 'the server is shutting down']
+          : !shared.tryConnect(config.maxConnections) ? ['max_connections', `the server is at its limit of ${config.maxConnections} connections`]
           : undefined;
         if (refusal) {
           metrics.connectionsRefused.inc({ reason: refusal[0] });
@@ -99,7 +125,6 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
             .writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: refusal[1] }));
           return;
         }
-        connections++;
         res.upgrade<Connection>(
           { session: undefined, task: new Task('client'), closed: false },
           req.getHeader('sec-websocket-key'),
@@ -111,8 +136,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       open: (ws) => {
         const conn = ws.getUserData();
         sockets.add(ws);
-        metrics.connectionsTotal.inc();
-        metrics.connectionsActive.inc();
+        metrics.connectionOpened();
         conn.session = new Session({
           send: (event) => {
             if (conn.closed) return;
@@ -139,32 +163,33 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       close: (ws) => {
         const conn = ws.getUserData();
         conn.closed = true;
-        connections--;
+        shared.disconnected();
         sockets.delete(ws);
-        metrics.connectionsActive.dec();
+        metrics.connectionClosed();
         conn.session?.onClose();
         conn.task.close();
       },
     });
   }
 
-  app.get('/api/v1/health', (res, req) => routing.poll(() => {
+  app.get(HEALTH_PATH, (res, req) => routing.poll(() => {
     countUpgradeAttempt(req, metrics);
     if (config.authAllRoutes && !auth.allows(req)) {
       unauthorized(res, metrics);
       return;
     }
-    const panics = metrics.native.panicsNow();
-    const panicAt = lastPanicAt();
-    const degraded = panics > 0 && panicAt !== undefined &&
-      performance.now() - panicAt < config.degradedWindowSeconds * 1000;
-    const ready = loaded !== undefined && !draining;
+    const panics = nativePanics();
+    const panicAt = shared.lastPanicAt;
+    const degraded = panics > 0 && panicAt !== undefined && Date.now() - panicAt < config.degradedWindowSeconds * 1000;
+    // Ready once every worker thread has its models: a probe may land on any of them.
+    const ready = loaded !== undefined && shared.ready && !shared.draining;
     const body = {
       status: degraded ? 'degraded' : 'healthy',
       ready,
-      draining,
-      connections,
-      streams: metrics.liveStreams,
+      draining: shared.draining,
+      workers: shared.workers,
+      connections: shared.connections,
+      streams: shared.streams,
       panics,
       model: config.model,
       onnxruntime: loaded?.onnxruntime ?? null,
@@ -173,6 +198,15 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     res.writeStatus(ready ? '200 OK' : '503 Service Unavailable')
       .writeHeader('Content-Type', 'application/json')
       .end(JSON.stringify(body));
+  }));
+
+  app.get(LIVENESS_PATH, (res, req) => routing.poll(() => {
+    countUpgradeAttempt(req, metrics);
+    if (config.authAllRoutes && !auth.allows(req)) {
+      unauthorized(res, metrics);
+      return;
+    }
+    res.writeStatus('200 OK').writeHeader('Content-Type', 'application/json').end('{"alive":true}');
   }));
 
   app.get('/metrics', (res, req) => {
@@ -184,7 +218,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     let aborted = false;
     res.onAborted(() => { aborted = true; });
     spawn('metrics', async () => {
-      const text = await metrics.scrape();
+      const text = await scrape();
       if (aborted) return;
       res.cork(() => {
         res.writeStatus('200 OK').writeHeader('Content-Type', metrics.registry.contentType).end(text);
@@ -217,9 +251,11 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
   }));
 
   const socket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (s) => {
+    // uSockets listens with SO_REUSEPORT: every worker thread listens on the same port and the
+    // kernel spreads new connections across them.
+    app.listen(config.host, place.port, (s) => {
       if (s) resolve(s);
-      else reject(new Error(`cannot listen on ${config.host}:${config.port}`));
+      else reject(new Error(`cannot listen on ${config.host}:${place.port}`));
     });
   });
   listenSocket = socket;
@@ -228,20 +264,23 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
 
   return {
     port,
-    metrics,
+    json: () => metrics.json(),
     async ready() {
-      loaded = await loadAndWarm(config, metrics, log);
+      loaded = await loadAndWarm(config, shared.workers, metrics, log);
+      shared.workerReady();
     },
     async drain(graceSeconds) {
-      draining = true;
-      if (listenSocket) uws.us_listen_socket_close(listenSocket);
-      listenSocket = false;
+      // Keep listening while streams finish: health answers 503 "draining" to probes and new
+      // upgrades are refused with 503 (a closed port would read as a dead server).
+      shared.startDraining();
       const finished = Promise.all([...sockets].map((ws) => ws.getUserData().session?.drain() ?? Promise.resolve()));
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceSeconds * 1000); });
       await Promise.race([finished, timedOut]);
       clearTimeout(timer);
       clearInterval(idleSweep);
+      if (listenSocket) uws.us_listen_socket_close(listenSocket);
+      listenSocket = false;
       const cut = sockets.size;
       for (const ws of [...sockets]) ws.end(GOING_AWAY, 'server shutting down');
       routing.close();

@@ -54,11 +54,11 @@ export class TaskFailure extends Error {
   }
 }
 
-let lastPanic: number | undefined;
+let panicListener: (() => void) | undefined;
 
-/** performance.now() of the most recent panic seen anywhere, for the health route. */
-export function lastPanicAt(): number | undefined {
-  return lastPanic;
+/** Called at every panic this thread sees (the server keeps the latest time for health). */
+export function onPanic(listener: () => void): void {
+  panicListener = listener;
 }
 
 export function toTaskFailure(e: unknown): TaskFailure {
@@ -66,7 +66,7 @@ export function toTaskFailure(e: unknown): TaskFailure {
     e instanceof TaskFailure ? e
     : isNativeError(e) ? new TaskFailure(e.code, e.message, e.code === 'NATIVE_PANIC')
     : new TaskFailure('INTERNAL', e instanceof Error ? e.message : String(e), true);
-  if (failure.panicked) lastPanic = performance.now();
+  if (failure.panicked) panicListener?.();
   return failure;
 }
 

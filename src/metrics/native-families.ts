@@ -49,6 +49,10 @@ export class NativeFamilies {
     add('threadpool_jobs_running', 'Native jobs running on a worker now (live tasks)', 'gauge', (s) => [
       { labels: {}, value: s.jobsRunning },
     ]);
+    add('models_loaded', 'Model instances loaded in the process, by kind; every worker thread shares them', 'gauge', (s) => [
+      { labels: { kind: 'speech' }, value: s.modelsLoaded },
+      { labels: { kind: 'vad' }, value: s.vadsLoaded },
+    ]);
     add('threadpool_worker_busy_seconds_total', 'Time each threadpool worker spent running native jobs', 'counter', (s) =>
       Array.from(s.workerBusySeconds, (value, worker) => ({ labels: { worker }, value })),
     );
@@ -58,14 +62,18 @@ export class NativeFamilies {
   refresh(): void {
     this.snap = addon.snapshot();
   }
+}
 
-  /** Panics counted in every subsystem since start, read now. */
-  panicsNow(): number {
-    const { subsystems, fields } = this.schema;
-    const f = fields.findIndex((x) => x.field === 'total_task_panic_count');
-    const task = addon.snapshot().task;
-    let total = 0;
-    for (let t = 0; t < subsystems.length; t++) total += task[t * fields.length + f] ?? 0;
-    return total;
+let panicIndex: { subsystems: number; fields: number; field: number } | undefined;
+
+/** Panics counted in every subsystem of the process since start, read now (for health). */
+export function nativePanics(): number {
+  if (!panicIndex) {
+    const { subsystems, fields } = addon.taskMetricSchema();
+    panicIndex = { subsystems: subsystems.length, fields: fields.length, field: fields.findIndex((x) => x.field === 'total_task_panic_count') };
   }
+  const task = addon.snapshot().task;
+  let total = 0;
+  for (let t = 0; t < panicIndex.subsystems; t++) total += task[t * panicIndex.fields + panicIndex.field] ?? 0;
+  return total;
 }

@@ -1,6 +1,7 @@
 // The server's Prometheus registry: service, audio-stage and runtime families, plus the native
 // task metrics. Names follow the README's table (brief name -> exported name).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import type { SharedState } from '../cluster/shared-state.js';
 import { ERROR_CODES, type ErrorCode } from '../protocol.js';
 import { NativeFamilies } from './native-families.js';
 import { StageHistogram } from './stage-histogram.js';
@@ -12,11 +13,45 @@ export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 // rejects; the per-type gauges beside them (nodejs_active_handles etc.) carry the same numbers.
 const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
+// Node's default families: the process_* ones describe the process; the nodejs_* ones (heap, GC,
+// handles, event-loop delay) describe one thread's isolate and loop.
+const isProcessFamily = (name: string): boolean => name.startsWith('process_');
+
+function registerDefaults(registry: Registry, keep: (name: string) => boolean, labels?: Record<string, string>): void {
+  collectDefaultMetrics({ register: registry, labels });
+  for (const name of MISNAMED_DEFAULTS) registry.removeSingleMetric(name);
+  for (const metric of registry.getMetricsAsArray()) {
+    const { name } = metric as unknown as { name: string };
+    if (!keep(name)) registry.removeSingleMetric(name);
+  }
+}
+
+/** The families that describe the whole process: process_* and the native counters. With several
+ *  worker threads only the primary registers them, once (src/cluster/primary.ts). */
+export function registerProcessFamilies(registry: Registry, threadpoolSize: number): NativeFamilies {
+  registerDefaults(registry, isProcessFamily);
+  return new NativeFamilies(registry, threadpoolSize);
+}
+
+export interface MetricsOptions {
+  /** This thread's index among the worker threads: the `worker_thread` label of per-thread families
+   *  (`worker` is taken: it numbers threadpool workers). */
+  worker: number;
+  /** Process-wide stream count (health's), kept beside streams_active. */
+  shared: SharedState;
+  /** Registers the process families here too: true when one thread serves everything. */
+  processFamilies?: { threadpoolSize: number };
+}
+
 export class Metrics {
   readonly registry = new Registry();
-  readonly native: NativeFamilies;
+  /** The native families, when this registry has the process families. */
+  readonly native: NativeFamilies | undefined;
+  private readonly shared: SharedState;
 
-  readonly connectionsActive = new Gauge({ name: 'connections_active', help: 'Open WebSocket connections', registers: [this.registry] });
+  readonly connectionsActive = new Gauge({
+    name: 'connections_active', help: 'Open WebSocket connections, by the worker thread serving them', labelNames: ['worker_thread'], registers: [this.registry],
+  });
   readonly connectionsTotal = new Counter({ name: 'connections_total', help: 'WebSocket connections accepted', registers: [this.registry] });
   readonly connectionsRefused = new Counter({
     name: 'connections_refused_total', help: 'WebSocket upgrades (and, with AUTH_ALL_ROUTES, HTTP requests) refused, by reason', labelNames: ['reason'], registers: [this.registry],
@@ -72,7 +107,7 @@ export class Metrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [this.registry],
   });
   readonly eventLoopLag = new Histogram({
-    name: 'eventloop_lag_seconds', help: 'Event-loop lag: how late a 20 ms timer fired', registers: [this.registry],
+    name: 'eventloop_lag_seconds', help: 'Event-loop lag: how late a 20 ms timer fired, by worker thread', labelNames: ['worker_thread'], registers: [this.registry],
     buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
   });
   /** Set once the model is loaded: model jobs waiting in the inference scheduler. */
@@ -84,22 +119,37 @@ export class Metrics {
   });
   private lastUtilization = performance.eventLoopUtilization();
   readonly eventLoopUtilization = new Gauge({
-    name: 'eventloop_utilization', help: 'Share of time the event loop was busy since the previous scrape (0-1)', registers: [this.registry],
+    name: 'eventloop_utilization', help: 'Share of time the event loop was busy since the previous scrape (0-1), by worker thread',
+    labelNames: ['worker_thread'], registers: [this.registry],
     collect: () => {
       const now = performance.eventLoopUtilization();
-      this.eventLoopUtilization.set(performance.eventLoopUtilization(now, this.lastUtilization).utilization);
+      this.eventLoopUtilization.set({ worker_thread: this.worker }, performance.eventLoopUtilization(now, this.lastUtilization).utilization);
       this.lastUtilization = now;
     },
   });
 
-  constructor(threadpoolSize: number) {
-    collectDefaultMetrics({ register: this.registry });
-    for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
-    this.native = new NativeFamilies(this.registry, threadpoolSize);
+  private readonly worker: string;
+
+  constructor(options: MetricsOptions) {
+    this.worker = String(options.worker);
+    this.shared = options.shared;
+    if (options.processFamilies) {
+      registerDefaults(this.registry, () => true);
+      this.native = new NativeFamilies(this.registry, options.processFamilies.threadpoolSize);
+    } else {
+      // One of several worker threads: its isolate's families, told apart by worker_thread.
+      registerDefaults(this.registry, (name) => !isProcessFamily(name), { worker_thread: this.worker });
+      this.native = undefined;
+    }
     // Every known series exists from the start, at 0: rate() and dashboards see "none yet".
     for (const kind of Object.keys(ERROR_CODES) as ErrorCode[]) this.errors.inc({ kind }, 0);
     for (const reason of ['max_connections', 'not_ready', 'draining', 'unauthorized']) this.connectionsRefused.inc({ reason }, 0);
     for (const reason of ['not_found', 'upgrade_on_http_route']) this.httpRejected.inc({ reason }, 0);
+    this.connectionsActive.set({ worker_thread: this.worker }, 0);
+    for (const route of ['simple', 'segmented']) {
+      this.streamsActive.set({ route }, 0); // an idle pod reports 0 streams, not nothing (autoscalers read it)
+      this.streamsTotal.inc({ route }, 0);
+    }
     this.sampleEventLoop();
   }
 
@@ -109,22 +159,28 @@ export class Metrics {
     let expected = performance.now() + period;
     setInterval(() => {
       const now = performance.now();
-      this.eventLoopLag.observe(Math.max(0, now - expected) / 1000);
+      this.eventLoopLag.observe({ worker_thread: this.worker }, Math.max(0, now - expected) / 1000);
       expected = now + period;
     }, period).unref();
   }
 
-  /** Streams live now, all routes (for the health route). */
-  liveStreams = 0;
+  connectionOpened(): void {
+    this.connectionsTotal.inc();
+    this.connectionsActive.inc({ worker_thread: this.worker });
+  }
+
+  connectionClosed(): void {
+    this.connectionsActive.dec({ worker_thread: this.worker });
+  }
 
   streamStarted(route: string): void {
-    this.liveStreams++;
+    this.shared.streamStarted();
     this.streamsTotal.inc({ route });
     this.streamsActive.inc({ route });
   }
 
   streamEnded(route: string): void {
-    this.liveStreams--;
+    this.shared.streamEnded();
     this.streamsActive.dec({ route });
   }
 
@@ -137,10 +193,16 @@ export class Metrics {
     return new StageRecord(this, stage, mediaSeconds);
   }
 
-  /** The exposition text; the native snapshot is taken once, here. */
+  /** The exposition text, when this registry is the whole process's (WORKERS=1); the native
+   *  snapshot is taken once, here. */
   async scrape(): Promise<string> {
-    this.native.refresh();
+    this.native?.refresh();
     return this.registry.metrics();
+  }
+
+  /** This thread's families as prom-client JSON, for the primary to aggregate. */
+  json(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    return this.registry.getMetricsAsJSON();
   }
 }
 

@@ -118,6 +118,9 @@ export interface NativeSnapshot {
   jobsQueued: number;
   jobsRunning: number;
   workerBusySeconds: Float64Array;
+  /** Speech models and Silero instances loaded in the process (each shared by all worker threads). */
+  modelsLoaded: number;
+  vadsLoaded: number;
 }
 
 export interface Addon {
@@ -131,6 +134,8 @@ export interface Addon {
   snapshot(): NativeSnapshot;
   /** Counts a panic in JS code that handled a subsystem's results. */
   recordPanic(subsystem: Subsystem): void;
+  /** Ends the process at once with `code`, worker threads and all (see src/cluster/primary.ts). */
+  exitProcess(code: number): never;
 }
 
 export const addon: Addon = require(path.join(PROJECT_ROOT, 'build/Release/speech_native.node')) as Addon;

@@ -232,7 +232,8 @@ describe('limits', () => {
         await new Promise((r) => setTimeout(r, 20));
       }
       assert.equal(await counted(), 1);
-      const active = Number(/connections_active (\d+)/.exec(await (await fetch(strict.http('/metrics'))).text())?.[1]);
+      const text = await (await fetch(strict.http('/metrics'))).text();
+      const active = [...text.matchAll(/^connections_active\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
       assert.equal(active, 0, 'the slow client is gone');
       client.ws.terminate();
     } finally {

@@ -9,7 +9,8 @@ import { readWav, startMessage } from '../helpers/wav.js';
 
 const run = promisify(execFile);
 let server: TestServer;
-before(async () => { server = await startServer({ MODEL: 'stub' }); });
+// Two worker threads: /metrics must be one coherent registry whichever worker a scrape lands on.
+before(async () => { server = await startServer({ MODEL: 'stub', WORKERS: '2' }); });
 after(async () => { await server.stop(); });
 
 async function scrape(): Promise<Map<string, number>> {
@@ -87,9 +88,11 @@ describe('metrics', () => {
     assert.equal(moved('first_event_latency_seconds_count{route="simple"}'), 1);
     assert.equal(moved('stop_latency_seconds_count{route="simple"}'), 1);
     assert.equal(moved('final_latency_seconds_count{route="simple"}'), 3);
-    assert.ok((after.get('eventloop_lag_seconds_count') ?? 0) > 0, 'the event-loop lag sampler runs');
-    const utilization = after.get('eventloop_utilization') ?? -1;
-    assert.ok(utilization >= 0 && utilization <= 1);
+    for (const worker of ['0', '1']) {
+      assert.ok((after.get(`eventloop_lag_seconds_count{worker_thread="${worker}"}`) ?? 0) > 0, `worker ${worker}'s event-loop lag sampler runs`);
+      const utilization = after.get(`eventloop_utilization{worker_thread="${worker}"}`) ?? -1;
+      assert.ok(utilization >= 0 && utilization <= 1);
+    }
     assert.ok((after.get('threadpool_size') ?? 0) >= 1);
   });
 

@@ -20,14 +20,14 @@ describe('graceful shutdown', () => {
     const exited = once(server.process, 'exit');
     server.process.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 100));
-    const health = await fetch(server.http('/api/v1/health')).catch(() => undefined);
-    if (health) {
-      assert.equal(health.status, 503);
-      const body = (await health.json()) as Record<string, unknown>;
-      assert.equal(body['draining'], true);
-      assert.equal(body['ready'], false);
-    }
-    await assert.rejects(Client.connect(server.url('/api/v1/simple')), 'no new connections while draining');
+    // Still listening while it drains: probes read "draining", upgrades get 503.
+    const health = await fetch(server.http('/api/v1/health'));
+    assert.equal(health.status, 503);
+    const body = (await health.json()) as Record<string, unknown>;
+    assert.equal(body['draining'], true);
+    assert.equal(body['ready'], false);
+    assert.equal((await fetch(server.http('/api/v1/health/live'))).status, 200, 'alive while draining');
+    await assert.rejects(Client.connect(server.url('/api/v1/simple')), /503/, 'no new connections while draining');
     for (const c of clients) {
       assert.equal(await c.closed, 1001);
       // 3.5 s in 1 s windows: 0-1, 1-2, 2-3 and the partial 3-3.5, all delivered.
