@@ -188,7 +188,7 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
   { key: 'authToken', env: 'AUTH_TOKEN', default: '', parse: (raw) => raw,
     help: 'when set, WebSocket routes need it: "Authorization: Bearer <token>" or ?token=<token> (else HTTP 401)' },
   { key: 'authAllRoutes', env: 'AUTH_ALL_ROUTES', default: false, parse: boolean,
-    help: 'with AUTH_TOKEN, also protect /metrics and /api/v1/health' },
+    help: 'with AUTH_TOKEN, also protect /metrics and /api/v1/health (not the liveness route)' },
   { key: 'degradedWindowSeconds', env: 'DEGRADED_WINDOW_SECONDS', default: 300, parse: decimal(0, 86_400),
     help: 'health reads "degraded" for this long after a panic' },
 ];

@@ -51,6 +51,9 @@ describe('auth', () => {
       assert.equal((await fetch(strict.http('/metrics'))).status, 401);
       assert.equal((await fetch(strict.http('/metrics'), { headers: { Authorization: `Bearer ${TOKEN}` } })).status, 200);
       assert.equal((await fetch(strict.http(`/api/v1/health?token=${TOKEN}`))).status, 200);
+      const live = await fetch(strict.http('/api/v1/health/live'));
+      assert.equal(live.status, 200, 'liveness stays open: probes carry no token');
+      assert.deepEqual(await live.json(), { alive: true }, 'and it tells nothing else');
     } finally {
       await strict.stop();
     }

@@ -7,20 +7,16 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseAllDocuments } from 'yaml';
 import { loadConfig, settingsTable } from '../../src/config.js';
+import { HEALTH_PATH, LIVENESS_PATH } from '../../src/server.js';
 import { loadStaticFiles } from '../../src/static-files.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const K8S = path.join(ROOT, 'deploy/k8s');
 
-// The health routes the probes use (src/server.ts). TODO(lead): import the constants the server
-// exports once they exist.
-// Readiness: 200 while serving; 503 while the models load or while draining.
-const READY_PATH = '/api/v1/health';
-// Liveness: 200 whenever the event loop answers, also while loading or draining.
-const LIVE_PATH = '/api/v1/health/live';
-// Settings the lead is adding to src/config.ts; until then the manifests may name them although
-// settingsTable() does not list them yet. TODO(lead): empty this once WORKERS is a setting.
-const PENDING_SETTINGS = new Set(['WORKERS']);
+// The probes' routes are the server's own: readiness (HEALTH_PATH) answers 503 while the models
+// load or while draining; liveness (LIVENESS_PATH) answers 200 whenever the event loop does.
+const READY_PATH = HEALTH_PATH;
+const LIVE_PATH = LIVENESS_PATH;
 
 // ---------------------------------------------------------------------------------------------
 // The parts of the Kubernetes objects these tests read.
@@ -263,7 +259,7 @@ describe('deploy/k8s', () => {
     const known = new Set(settingsTable().map((s) => s.env));
     const values: Record<string, string> = {};
     for (const e of theContainer().env ?? []) {
-      assert.ok(known.has(e.name) || PENDING_SETTINGS.has(e.name), `${e.name} is a setting of src/config.ts`);
+      assert.ok(known.has(e.name), `${e.name} is a setting of src/config.ts`);
       values[e.name] = envValue(e);
     }
     assert.doesNotThrow(() => loadConfig(values, []), 'loadConfig accepts the pod\'s environment');
