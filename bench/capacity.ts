@@ -23,9 +23,15 @@ interface Scenario {
   goal: number;
 }
 
+// Each stub scenario runs twice: on one worker thread (WORKERS=1, the server on the main thread)
+// and on the default, one worker per core; the one-worker run is the peer of the other.
+const STUB_SIMPLE_STEPS = quick ? [20] : [500, 750, 1000, 1250, 1500, 2000, 2500, 3000];
+const STUB_SEGMENTED_STEPS = quick ? [20] : [200, 400, 600, 800, 1000, 1200, 1400];
 const SCENARIOS: Scenario[] = [
-  { name: 'stub_simple', route: 'simple', env: { MODEL: 'stub' }, steps: quick ? [20] : [500, 1000, 1500, 2000, 2500, 3000], boundMs: 100, goal: 2000 },
-  { name: 'stub_segmented', route: 'segmented', env: { MODEL: 'stub' }, steps: quick ? [20] : [200, 400, 600, 800, 1000, 1200], boundMs: 1000, goal: 600 },
+  { name: 'stub_simple_1_worker', route: 'simple', env: { MODEL: 'stub', WORKERS: '1' }, steps: STUB_SIMPLE_STEPS, boundMs: 100, goal: 2000 },
+  { name: 'stub_simple', route: 'simple', env: { MODEL: 'stub' }, steps: STUB_SIMPLE_STEPS, boundMs: 100, goal: 2000 },
+  { name: 'stub_segmented_1_worker', route: 'segmented', env: { MODEL: 'stub', WORKERS: '1' }, steps: STUB_SEGMENTED_STEPS, boundMs: 1000, goal: 600 },
+  { name: 'stub_segmented', route: 'segmented', env: { MODEL: 'stub' }, steps: STUB_SEGMENTED_STEPS, boundMs: 1000, goal: 600 },
   { name: 'moonshine_segmented', route: 'segmented', env: { MODEL: 'moonshine-tiny' }, steps: quick ? [4] : [20, 40, 60, 80, 100, 120], boundMs: 1000, goal: 80 },
 ];
 
@@ -64,6 +70,9 @@ async function runStep(port: number, scenario: Scenario, n: number): Promise<{ p
 const summary: Record<string, number | string> = {};
 for (const scenario of SCENARIOS.filter((s) => !only || s.name === only)) {
   const server = await startServerProcess('src/main.ts', { THREADS: '2', MAX_CONNECTIONS: '20000', ...scenario.env });
+  const workers = ((await (await fetch(`http://127.0.0.1:${server.port}/api/v1/health`)).json()) as { workers: number }).workers;
+  console.log(`${scenario.name}: ${workers} worker thread(s), THREADS=2`);
+  summary[`${scenario.name}_workers`] = workers;
   const port = server.port;
   let best = 0;
   try {
@@ -81,6 +90,11 @@ for (const scenario of SCENARIOS.filter((s) => !only || s.name === only)) {
   summary[`ratio_vs_goal_${scenario.name}`] = Number((best / scenario.goal).toFixed(3));
   console.log(`${scenario.name}: ${best} real-time streams (goal ${scenario.goal})`);
 }
+for (const name of ['stub_simple', 'stub_segmented']) {
+  const one = summary[`${name}_1_worker_streams`];
+  const many = summary[`${name}_streams`];
+  if (typeof one === 'number' && typeof many === 'number' && one > 0) summary[`ratio_workers_vs_1_worker_${name}`] = Number((many / one).toFixed(3));
+}
 const ratios = Object.fromEntries(Object.entries(summary).filter(([k]) => k.startsWith('ratio')));
 const rest = Object.fromEntries(Object.entries(summary).filter(([k]) => !k.startsWith('ratio')));
-console.log(JSON.stringify({ bench: 'capacity', ...ratios, ...rest, peer: 'goals in ARCHITECTURE.md (the day-one server holds 20-30 Moonshine streams)', frame_ms: FRAME_SECONDS * 1000, ramp_up_seconds: RAMP_SECONDS, fixture_passes_per_stream: quick ? 'cut at 4 s' : 2 }));
+console.log(JSON.stringify({ bench: 'capacity', ...ratios, ...rest, peer: 'the same scenario on one worker thread (WORKERS=1), and the goals of ARCHITECTURE.md\'s Targets table (the day-one server holds 20-30 Moonshine streams)', frame_ms: FRAME_SECONDS * 1000, ramp_up_seconds: RAMP_SECONDS, fixture_passes_per_stream: quick ? 'cut at 4 s' : 2 }));

@@ -70,7 +70,7 @@ if (!quick) {
   ];
   for (const [name, r] of Object.entries(recorded)) {
     lines.push(`## ${name}`, '', `${r.date}, ${r.machine}, commit ${r.commit}`, '', '| figure | value |', '|---|---|');
-    for (const [k, v] of Object.entries(r.result)) if (k !== 'bench') lines.push(`| ${k} | ${typeof v === 'number' ? Number(v.toPrecision(4)) : String(v)} |`);
+    for (const [k, v] of Object.entries(r.result)) if (k !== 'bench') lines.push(`| ${k} | ${typeof v === 'number' ? Number(v.toPrecision(4)) : typeof v === 'string' ? v : JSON.stringify(v)} |`);
     lines.push('');
   }
   writeFileSync(resultsFile, lines.join('\n'));
