@@ -94,6 +94,14 @@ Napi::Value ExitProcess(const Napi::CallbackInfo& info) {
   std::_Exit(code);
 }
 
+// setThreadpoolNice(n): the niceness threadpool workers take (0: unchanged), before any job.
+Napi::Value SetThreadpoolNiceJs(const Napi::CallbackInfo& info) {
+  const int nice = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  if (nice < 0 || nice > 19) ThrowCoded(info.Env(), "INVALID_ARGUMENT", "setThreadpoolNice(n) needs 0-19");
+  SetThreadpoolNice(nice);
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto data = std::make_unique<AddonData>();
   const Napi::Function task = TaskHandle::Define(env);
@@ -118,6 +126,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("taskMetricSchema", Napi::Function::New<TaskMetricSchema>(env, "taskMetricSchema"));
   exports.Set("snapshot", Napi::Function::New<Snapshot>(env, "snapshot"));
   exports.Set("recordPanic", Napi::Function::New<RecordPanicJs>(env, "recordPanic"));
+  exports.Set("setThreadpoolNice", Napi::Function::New<SetThreadpoolNiceJs>(env, "setThreadpoolNice"));
   exports.Set("exitProcess", Napi::Function::New<ExitProcess>(env, "exitProcess"));
   return exports;
 }

@@ -1,11 +1,34 @@
 #include "executor.h"
 
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#include <atomic>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace speech {
 namespace {
+
+// Threadpool workers run at a lower CPU priority than the event loops: when the cores are
+// saturated, a loop thread (health, routing, copying frames) gets the CPU as soon as it is
+// runnable instead of waiting out a scheduler slice behind inference, and the loops' work is
+// small by design, so compute is never starved for long. Linux niceness is per thread; once each.
+std::atomic<int> threadpool_nice{0};
+
+void LowerThisThreadsPriority() {
+#if defined(__linux__)
+  thread_local bool done = false;
+  if (done) return;
+  done = true;
+  const int nice = threadpool_nice.load(std::memory_order_relaxed);
+  if (nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice);
+#endif
+}
 
 class TaskWorker final : public Napi::AsyncWorker {
  public:
@@ -27,6 +50,7 @@ class TaskWorker final : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
+    LowerThisThreadsPriority();
     TaskMetrics& metrics = TaskMetrics::Get();
     const Clock::time_point start = Clock::now();
     metrics.JobStarted();
@@ -117,5 +141,6 @@ Napi::Promise Submit(Napi::Env env, TaskState& task, Napi::Object owner, std::un
   return promise;
 }
 
-}  // namespace speech
+void SetThreadpoolNice(int nice) { threadpool_nice.store(nice, std::memory_order_relaxed); }
 
+}  // namespace speech

@@ -17,6 +17,10 @@
 
 namespace speech {
 
+// The niceness threadpool workers take on their first job (see executor.cc; nice 10 weighs about
+// a tenth of nice 0 under Linux's scheduler). Set once at start-up, before any job runs.
+void SetThreadpoolNice(int nice);
+
 // `owner` is the JS object that owns `task` (the ObjectWrap holding it); it and every value in
 // `pins` (borrowed input buffers) stay referenced until the promise settles, so the job may keep
 // raw pointers into them.

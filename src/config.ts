@@ -15,6 +15,7 @@ export interface Config {
   logLevel: LogLevel;
   threads: number;
   workers: number;
+  threadpoolNice: number;
   simpleWindowSeconds: number;
   vadStartThreshold: number;
   vadEndThreshold: number;
@@ -145,6 +146,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     parse: oneOf<LogLevel>('debug', 'info', 'warn', 'error') },
   { key: 'threads', env: 'THREADS', default: 4, parse: integer(1, 1024),
     help: 'libuv threadpool workers running native jobs (sets UV_THREADPOOL_SIZE)' },
+  { key: 'threadpoolNice', env: 'THREADPOOL_NICE', default: 10, parse: integer(0, 19),
+    help: 'CPU niceness of threadpool workers (Linux): event loops stay responsive when compute saturates the cores (0: same as the loops)' },
   { key: 'workers', env: 'WORKERS', default: 0, parse: integer(0, 256),
     help: 'worker threads serving WebSockets on the shared port (0: one per core, within a cgroup CPU limit); models and the threadpool are shared' },
   { key: 'simpleWindowSeconds', env: 'SIMPLE_WINDOW_SECONDS', default: 5, parse: decimal(0.1, 60),

@@ -32,6 +32,7 @@ try {
   process.exit(2);
 }
 const workers = workerCount(config);
+(await import('./native/binding.js')).addon.setThreadpoolNice(config.threadpoolNice);
 
 interface Running {
   readonly port: number;

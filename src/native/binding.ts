@@ -134,6 +134,8 @@ export interface Addon {
   snapshot(): NativeSnapshot;
   /** Counts a panic in JS code that handled a subsystem's results. */
   recordPanic(subsystem: Subsystem): void;
+  /** The niceness (0-19) threadpool workers take on their first job; 0 leaves them as they are. */
+  setThreadpoolNice(nice: number): void;
   /** Ends the process at once with `code`, worker threads and all (see src/cluster/primary.ts). */
   exitProcess(code: number): never;
 }
