@@ -9,6 +9,7 @@ import { loadSpeechModel, loadVad } from './models.js';
 import { loadStaticFiles } from './static-files.js';
 import { addon, uws } from './native/binding.js';
 import { InferenceScheduler } from './pipeline/inference-scheduler.js';
+import { DecodeBatcher } from './pipeline/decode-batcher.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
 import { Session, type Route, type SessionDeps } from './session.js';
 import { Task, lastPanicAt, spawn } from './tasks.js';
@@ -56,10 +57,12 @@ async function loadAndWarm(config: Config, metrics: Metrics, log: Logger): Promi
     ]);
     log.info('models loaded', { model: config.model, onnxruntime, load_ms: Math.round(loaded - started), warm_ms: Math.round(performance.now() - loaded) });
     const batcher = new VadBatcher(vad, metrics, Math.max(1, Math.floor(config.threads / 2)));
+    // Every stream's decode, batched the same way (one job for many streams, on disjoint streams).
+    const decoder = new DecodeBatcher(metrics, Math.max(1, Math.floor(config.threads / 2)));
     // At most one model job per threadpool worker; the rest wait in the scheduler, live audio first.
     const shared = { native: model, scheduler: new InferenceScheduler(config.threads) };
     metrics.inferenceWaiting = () => shared.scheduler.waiting;
-    return { onnxruntime, deps: { config, model: shared, vad: batcher, metrics, log } };
+    return { onnxruntime, deps: { config, model: shared, decoder, vad: batcher, metrics, log } };
   } finally {
     loader.close();
   }
