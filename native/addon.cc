@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "addon_data.h"
+#include "decode_batch.h"
 #include "executor.h"
 #include "model_handle.h"
 #include "ort_env.h"
@@ -121,6 +122,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Vad", vad);
   exports.Set("VadChannel", vad_channel);
   exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
+  exports.Set("decodeBatch", Napi::Function::New<DecodeBatch>(env, "decodeBatch"));
   exports.Set("loadVad", Napi::Function::New<LoadVad>(env, "loadVad"));
   exports.Set("probeOrt", Napi::Function::New<ProbeOrtJs>(env, "probeOrt"));
   exports.Set("taskMetricSchema", Napi::Function::New<TaskMetricSchema>(env, "taskMetricSchema"));

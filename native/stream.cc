@@ -26,20 +26,7 @@ class StreamJob final : public Job {
   }
 
   Napi::Value Result(Napi::Env env) override {
-    Napi::Array channels = Napi::Array::New(env, out_.size());
-    for (std::size_t c = 0; c < out_.size(); ++c) {
-      Napi::Float32Array samples = Napi::Float32Array::New(env, out_[c].size());
-      std::copy(out_[c].begin(), out_[c].end(), samples.Data());
-      channels.Set(static_cast<uint32_t>(c), samples);
-    }
-    Napi::Object chunk = Napi::Object::New(env);
-    chunk.Set("channels", channels);
-    const std::size_t frame = static_cast<std::size_t>(state_.format().FrameBytes());
-    chunk.Set("inputBytes", Napi::Number::New(env, static_cast<double>(size_)));
-    chunk.Set("inputSeconds", Napi::Number::New(env, static_cast<double>(size_) / frame /
-                                                         state_.format().sample_rate));
-    chunk.Set("discardedBytes", Napi::Number::New(env, static_cast<double>(discarded_)));
-    return chunk;
+    return MakeChunk(env, out_, state_.format(), size_, discarded_);
   }
 
  private:
@@ -64,6 +51,24 @@ int IntField(const Napi::Object& spec, const char* key, const char* wire, int fa
 }
 
 }  // namespace
+
+Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out,
+                       const PcmFormat& format, std::size_t input_bytes, std::size_t discarded) {
+  Napi::Array channels = Napi::Array::New(env, out.size());
+  for (std::size_t c = 0; c < out.size(); ++c) {
+    Napi::Float32Array samples = Napi::Float32Array::New(env, out[c].size());
+    std::copy(out[c].begin(), out[c].end(), samples.Data());
+    channels.Set(static_cast<uint32_t>(c), samples);
+  }
+  Napi::Object chunk = Napi::Object::New(env);
+  chunk.Set("channels", channels);
+  const std::size_t frame = static_cast<std::size_t>(format.FrameBytes());
+  chunk.Set("inputBytes", Napi::Number::New(env, static_cast<double>(input_bytes)));
+  chunk.Set("inputSeconds", Napi::Number::New(env, static_cast<double>(input_bytes) / frame /
+                                                       format.sample_rate));
+  chunk.Set("discardedBytes", Napi::Number::New(env, static_cast<double>(discarded)));
+  return chunk;
+}
 
 PcmFormat ParseFormat(const Napi::Object& spec) {
   const Napi::Env env = spec.Env();

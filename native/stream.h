@@ -16,11 +16,20 @@ namespace speech {
 //   push(bytes: Uint8Array): Promise<AudioChunk>   bytes are borrowed (pinned) until it settles
 //   flush(): Promise<AudioChunk>                   end of stream; the stream can then be reused
 //   close(): void                                  ends the task; later calls reject
-// AudioChunk = {channels: Float32Array[], inputFrames: number, discardedBytes: number}
+// AudioChunk = {channels: Float32Array[], inputBytes, inputSeconds, discardedBytes,
+//               waitSeconds, runSeconds}
+// Many streams' pushes can also run as one job: decodeBatch() in decode_batch.h. A stream in such
+// a job counts as having a job in flight (its task is busy): push and flush refuse with BUSY.
 class AudioStream : public Napi::ObjectWrap<AudioStream> {
  public:
   static Napi::Function Define(Napi::Env env);
   explicit AudioStream(const Napi::CallbackInfo& info);
+
+  // For decodeBatch(): the state its job decodes into, the stream's own task (whose busy flag
+  // says "a job has this stream's state"), and whether close() was called.
+  StreamState& state() { return *state_; }
+  TaskState& task() { return task_; }
+  bool closed() const { return closed_; }
 
  private:
   Napi::Value Push(const Napi::CallbackInfo& info);
@@ -34,5 +43,10 @@ class AudioStream : public Napi::ObjectWrap<AudioStream> {
 };
 
 PcmFormat ParseFormat(const Napi::Object& spec);
+
+// The JS AudioChunk for one push or flush of `input_bytes` bytes in `format` that produced `out`
+// (16 kHz samples per channel), without its timing fields. Main thread.
+Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out,
+                       const PcmFormat& format, std::size_t input_bytes, std::size_t discarded);
 
 }  // namespace speech

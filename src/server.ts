@@ -11,6 +11,7 @@ import { loadSpeechModel, loadVad } from './models.js';
 import { loadStaticFiles } from './static-files.js';
 import { addon, uws } from './native/binding.js';
 import { InferenceScheduler } from './pipeline/inference-scheduler.js';
+import { DecodeBatcher } from './pipeline/decode-batcher.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
 import { Session, type Route, type SessionDeps } from './session.js';
 import { Task, onPanic, spawn } from './tasks.js';
@@ -78,11 +79,14 @@ async function loadAndWarm(config: Config, workers: number, metrics: Metrics, lo
     ]);
     log.info('models loaded', { model: config.model, onnxruntime, load_ms: Math.round(loaded - started), warm_ms: Math.round(performance.now() - loaded) });
     // The threadpool is the process's: each worker thread gets its share of the job slots.
-    const batcher = new VadBatcher(vad, metrics, Math.max(1, Math.floor(config.threads / 2 / workers)));
+    const slots = Math.max(1, Math.floor(config.threads / 2 / workers));
+    const batcher = new VadBatcher(vad, metrics, slots);
+    // Every stream's decode, batched the same way (one job for many streams, on disjoint streams).
+    const decoder = new DecodeBatcher(metrics, slots);
     // At most one model job per threadpool worker; the rest wait in the scheduler, live audio first.
     const shared = { native: model, scheduler: new InferenceScheduler(Math.max(1, Math.round(config.threads / workers))) };
     metrics.inferenceWaiting = () => shared.scheduler.waiting;
-    return { onnxruntime, deps: { config, model: shared, vad: batcher, metrics, log } };
+    return { onnxruntime, deps: { config, model: shared, decoder, vad: batcher, metrics, log } };
   } finally {
     loader.close();
   }

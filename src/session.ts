@@ -9,6 +9,7 @@ import type { SharedModel } from './pipeline/model-channel.js';
 import type { Runner } from './pipeline/runner.js';
 import { SegmentedRunner } from './pipeline/segmented-runner.js';
 import { SimpleRunner } from './pipeline/simple-runner.js';
+import type { DecodeBatcher } from './pipeline/decode-batcher.js';
 import type { VadBatcher } from './pipeline/vad-batcher.js';
 import { ProtocolError, frameBytes, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
 import { toTaskFailure, type TaskFailure } from './tasks.js';
@@ -38,6 +39,7 @@ export interface SessionDeps {
   route: Route;
   config: Config;
   model: SharedModel;
+  decoder: DecodeBatcher;
   vad: VadBatcher;
   metrics: Metrics;
   log: Logger;
@@ -228,7 +230,7 @@ export class Session {
   }
 
   private startStream(request: StartRequest): void {
-    const { config, model, vad, metrics, log, route } = this.deps;
+    const { config, decoder, model, vad, metrics, log, route } = this.deps;
     const format = request.format;
     const fail = (failure: TaskFailure): void => this.onFailure(failure);
     const emit = (event: ServerEvent): void => this.send(event);
@@ -237,9 +239,9 @@ export class Session {
       interimResults: route === 'segmented' ? request.interimResults : undefined,
     });
     this.runner = route === 'segmented'
-      ? new SegmentedRunner({ format, model, vad, config, metrics, emit, fail, trace, interimResults: request.interimResults })
+      ? new SegmentedRunner({ format, decoder, model, vad, config, metrics, emit, fail, trace, interimResults: request.interimResults })
       : new SimpleRunner({
-        format, model, metrics, emit, fail, trace,
+        format, decoder, model, metrics, emit, fail, trace,
         windowSeconds: config.simpleWindowSeconds,
         maxBacklogSeconds: config.maxBacklogSeconds,
       });

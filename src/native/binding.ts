@@ -61,10 +61,17 @@ export interface NativeTask {
 }
 
 export interface NativeAudioStream {
-  /** The bytes are borrowed until the promise settles: do not reuse them before. */
+  /** The bytes are borrowed until the promise settles: do not reuse them before. BUSY while
+   *  the stream is in a job in flight (its own, or a decodeBatch). */
   push(bytes: Uint8Array): Promise<AudioChunk>;
   flush(): Promise<AudioChunk>;
   close(): void;
+}
+
+export interface DecodeBatchResult extends JobTiming {
+  /** One per stream, in the order given: its chunk (runSeconds: the time spent on that stream;
+   *  waitSeconds: the job's wait for a worker), or the error that failed that stream alone. */
+  chunks: (AudioChunk | NativeError)[];
 }
 
 export interface StubOptions {
@@ -128,6 +135,13 @@ export interface Addon {
   AudioStream: new (format: NativeFormat) => NativeAudioStream;
   VadChannel: new () => NativeVadChannel;
   loadModel(task: NativeTask, spec: ModelSpec): Promise<NativeModel>;
+  /**
+   * One job: bytes[i] decoded into streams[i], as streams[i].push(bytes[i]) would (see
+   * native/decode_batch.h). Refuses synchronously, for the whole batch: INVALID_ARGUMENT (a
+   * stream twice, lengths differ), CLOSED, BUSY (a stream already in a job in flight). Streams
+   * and bytes are borrowed until the promise settles.
+   */
+  decodeBatch(task: NativeTask, streams: NativeAudioStream[], bytes: Uint8Array[]): Promise<DecodeBatchResult>;
   loadVad(task: NativeTask, path: string): Promise<NativeVad>;
   probeOrt(task: NativeTask): Promise<string>;
   taskMetricSchema(): { subsystems: Subsystem[]; fields: TaskFieldInfo[] };

@@ -1,10 +1,11 @@
 // Wire bytes in, 16 kHz float per channel out, through the native AudioStream. One decode job in
-// flight per stream; bytes arriving meanwhile wait (bounded) and the next job takes all of them,
-// so a loaded server runs fewer, larger jobs.
+// flight per stream; bytes arriving meanwhile wait (bounded) and the next job takes all of them.
+// Decode jobs go through the shared DecodeBatcher, which runs many streams' bytes as one job, so
+// a loaded server runs fewer, larger jobs; only the end-of-stream flush is a job of its own.
 import { addon, type AudioChunk, type NativeAudioStream, type NativeFormat } from '../native/binding.js';
-import type { Metrics } from '../metrics/registry.js';
-import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
+import { TaskFailure, toTaskFailure } from '../tasks.js';
 import type { StreamTrace } from '../tracing.js';
+import type { DecodeBatcher, DecodeClient } from './decode-batcher.js';
 
 export interface FrontEndSink {
   /** 16 kHz samples for each channel, in stream order. May throw TaskFailure (e.g. BACKLOG). */
@@ -14,25 +15,35 @@ export interface FrontEndSink {
 }
 
 export class AudioFrontEnd {
-  // The native stream is this stream's audio_decoding task.
+  // The native stream is this stream's audio_decoding task (its flush a job of its own; its
+  // pushes run in the batcher's jobs).
   private readonly stream: NativeAudioStream;
   private readonly bytesPerSecond: number;
+  // What the batcher sees of this front end: made once, not per frame.
+  private readonly client: DecodeClient;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
-  private inFlight = false;
+  private inFlight = false; // a decode job (batched) or the flush has the stream
+  private requested = false; // waiting in the batcher for a job
   private closed = false;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
     private readonly format: NativeFormat,
     private readonly sink: FrontEndSink,
-    private readonly metrics: Metrics,
+    private readonly decoder: DecodeBatcher,
     private readonly maxBacklogSeconds: number,
     // Decode jobs are small and many: summed on the stream's span, no span each.
     private readonly trace: StreamTrace,
   ) {
     this.stream = new addon.AudioStream(format);
     this.bytesPerSecond = format.sampleRate * format.channels * (format.bitDepth / 8);
+    this.client = {
+      stream: this.stream,
+      take: () => this.take(),
+      decoded: (chunk) => this.decoded(chunk),
+      failed: (failure) => this.failed(failure),
+    };
   }
 
   backlogSeconds(): number {
@@ -52,6 +63,7 @@ export class AudioFrontEnd {
 
   /** Decodes everything pending, then the resamplers' tails. Resolves when all of it reached the sink. */
   async finish(): Promise<void> {
+    if (this.closed) return; // nothing would wake it: a closed stream's last job delivers nothing
     await this.idle();
     if (this.closed) return;
     this.inFlight = true;
@@ -71,6 +83,11 @@ export class AudioFrontEnd {
     this.closed = true;
     this.pending = [];
     this.pendingBytes = 0;
+    if (this.requested) {
+      this.requested = false;
+      this.decoder.cancel(this.client);
+    }
+    // A batch already decoding this stream keeps it pinned and finishes; its chunk is dropped.
     this.stream.close();
     this.wakeIdle();
   }
@@ -81,31 +98,38 @@ export class AudioFrontEnd {
   }
 
   private pump(): void {
-    if (this.inFlight || this.closed) return;
+    if (this.inFlight || this.requested || this.closed) return;
     if (this.pending.length === 0) {
       this.wakeIdle();
       return;
     }
+    this.requested = true;
+    this.decoder.request(this.client);
+  }
+
+  /** The batcher dispatches this stream's job: everything pending goes into it. */
+  private take(): Uint8Array | undefined {
+    this.requested = false;
+    if (this.closed || this.inFlight || this.pending.length === 0) return undefined;
     const bytes = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
     this.inFlight = true;
-    const media = bytes.length / this.bytesPerSecond;
-    settle('audio_decoding', this.stream.push(bytes),
-      (chunk) => {
-        using record = this.metrics.stage('audio_decoding', media);
-        record.ran(chunk.runSeconds);
-        this.trace.decoded(chunk);
-        this.inFlight = false;
-        if (this.closed) return;
-        this.deliver(chunk);
-        this.pump();
-      },
-      (failure) => {
-        this.inFlight = false;
-        if (this.closed) return;
-        this.sink.fail(failure);
-      });
+    return bytes;
+  }
+
+  private decoded(chunk: AudioChunk): void {
+    this.trace.decoded(chunk);
+    this.inFlight = false;
+    if (this.closed) return;
+    this.deliver(chunk);
+    this.pump();
+  }
+
+  private failed(failure: TaskFailure): void {
+    this.inFlight = false;
+    if (this.closed) return;
+    this.sink.fail(failure);
   }
 
   private deliver(chunk: AudioChunk): void {

@@ -4,10 +4,13 @@ import type { NativeFormat } from '../native/binding.js';
 import type { ServerEvent } from '../protocol.js';
 import type { TaskFailure } from '../tasks.js';
 import type { StreamTrace } from '../tracing.js';
+import type { DecodeBatcher } from './decode-batcher.js';
 import type { SharedModel } from './model-channel.js';
 
 export interface RunnerOptions {
   format: NativeFormat;
+  /** Decodes the stream's wire bytes, batched with every other stream's. */
+  decoder: DecodeBatcher;
   model: SharedModel;
   metrics: Metrics;
   /** Sends an event to the client. */

@@ -236,7 +236,7 @@ export class SegmentedRunner implements Runner {
     this.frontEnd = new AudioFrontEnd(options.format, {
       audio: (chunks) => chunks.forEach((samples, c) => this.channels[c]?.audio(samples)),
       fail: options.fail,
-    }, options.metrics, options.config.maxBacklogSeconds, options.trace);
+    }, options.decoder, options.config.maxBacklogSeconds, options.trace);
   }
 
   push(bytes: Uint8Array): void {

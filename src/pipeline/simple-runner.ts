@@ -55,7 +55,7 @@ export class SimpleRunner implements Runner {
   private readonly windowers: Windower[] = [];
 
   constructor(options: SimpleRunnerOptions) {
-    const { format, model, windowSeconds, maxBacklogSeconds, metrics, emit, fail, trace } = options;
+    const { format, decoder, model, windowSeconds, maxBacklogSeconds, metrics, emit, fail, trace } = options;
     const windowSamples = Math.max(1, Math.round(windowSeconds * SAMPLE_RATE));
     // A backlog bound smaller than one window would refuse every window.
     const maxModelBacklog = Math.max(maxBacklogSeconds * SAMPLE_RATE, 2 * windowSamples);
@@ -67,7 +67,7 @@ export class SimpleRunner implements Runner {
     this.frontEnd = new AudioFrontEnd(format, {
       audio: (chunks) => chunks.forEach((samples, c) => this.windowers[c]?.append(samples)),
       fail,
-    }, metrics, maxBacklogSeconds, trace);
+    }, decoder, maxBacklogSeconds, trace);
   }
 
   push(bytes: Uint8Array): void {
