@@ -1,0 +1,34 @@
+// The overload bench's flood, in a process of its own so that building and masking its large
+// frames does not delay the bench's own health probes and real-time streams (a prober such as a
+// kubelet or Prometheus never shares a process with the traffic). Usage:
+//   flood-client.ts <port> <clients> <seconds>
+// Each client sends the fixture over and over as fast as its socket takes it, reconnecting when
+// shed; the last line is JSON: how the server closed the flood's connections, by close code.
+import WebSocket from 'ws';
+import { readWav, startMessage } from '../test/helpers/wav.js';
+
+const [port, clients, seconds] = process.argv.slice(2).map(Number) as [number, number, number];
+const wav = readWav('two_utterances_16k_mono_s16.wav');
+
+async function flood(until: number, closes: Map<number, number>): Promise<void> {
+  while (performance.now() < until) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/v1/segmented`);
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    const opened = await new Promise<boolean>((resolve) => { ws.once('open', () => resolve(true)); ws.once('error', () => resolve(false)); });
+    if (opened) {
+      ws.send(startMessage(wav));
+      while (ws.readyState === WebSocket.OPEN && performance.now() < until) {
+        if (ws.bufferedAmount < 1 << 20) ws.send(wav.data);
+        await new Promise((r) => setTimeout(r, 1));
+      }
+      if (ws.readyState === WebSocket.OPEN) ws.terminate();
+    }
+    const code = await closed;
+    closes.set(code, (closes.get(code) ?? 0) + 1);
+  }
+}
+
+const until = performance.now() + seconds * 1000;
+const closes = new Map<number, number>();
+await Promise.all(Array.from({ length: clients }, () => flood(until, closes)));
+console.log(JSON.stringify(Object.fromEntries(closes)));
