@@ -1,25 +1,35 @@
-// Overload: clients flood audio far faster than real time while /api/v1/health is probed every
-// 20 ms and a few well-behaved clients stream at real time; then the flood stops and a fresh
-// real-time stream measures recovery. Reports health latency (target p99 <= 50 ms; a day-one
-// server measured 1.4 s here), how the flood was shed (close codes), and the recovery lag.
+// Overload, in three phases, each while /api/v1/health is probed every 20 ms and three
+// well-behaved clients stream at real time, each followed by a fresh real-time stream that
+// measures recovery:
+//   flood        40 clients send audio far faster than real time, reconnecting when shed;
+//   flood_nice   the same flood with the load generator at nice 19: on these 2 cores it would
+//                otherwise take a core from the server at equal priority, which clients on other
+//                machines never do; this phase is the one the target is judged on;
+//   2x_capacity  twice the measured Moonshine capacity (bench/RESULTS.md, capacity) of real-time
+//                streams (the client CLI's `load`, its own process).
+// Reports health latency (target p99 <= 50 ms; a day-one server measured 1.4 s here), how the
+// flood was shed (close codes), the live streams' final lag and the recovery lag.
 // Peer: the same probe against an idle server, same run. The flood runs in a process of its own
 // (bench/flood-client.ts): in this one its frame masking would delay the probes themselves.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { readWav, startMessage } from '../test/helpers/wav.js';
-import { startServerProcess } from './server-process.js';
+import { ROOT, startServerProcess } from './server-process.js';
 import { percentile } from './statistics.js';
 
 const quick = process.argv.includes('--quick');
 const FLOODERS = quick ? 4 : 40;
 const FLOOD_SECONDS = quick ? 3 : 15;
+// bench/RESULTS.md: Moonshine segmented holds 60 real-time streams on these 2 cores.
+const OVER_CAPACITY_STREAMS = quick ? 8 : 120;
 const wav = readWav('two_utterances_16k_mono_s16.wav');
 const model = process.env['MODEL'] ?? 'moonshine-tiny';
 
 
 async function probe(port: number, seconds: number): Promise<number[]> {
   const times: number[] = [];
+  await (await fetch(`http://127.0.0.1:${port}/api/v1/health`)).text(); // the connection, untimed
   const end = performance.now() + seconds * 1000;
   while (performance.now() < end) {
     const t = performance.now();
@@ -60,50 +70,84 @@ async function realTimeStream(port: number): Promise<{ lags: number[]; errors: s
   return { lags, errors };
 }
 
-/** The flood, from bench/flood-client.ts in its own process; resolves with its close codes. */
-async function flood(port: number): Promise<Record<string, number>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'flood-client.ts'), String(port), String(FLOODERS), String(FLOOD_SECONDS)],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
+/** A child process (node + tsx) running `script`, at `nice` when above 0; resolves with its last stdout line. */
+async function runChild(script: string, args: string[], nice = 0): Promise<string> {
+  const node = [process.execPath, '--import', 'tsx', path.join(ROOT, script), ...args];
+  const [command, ...rest] = nice > 0 ? ['nice', '-n', String(nice), ...node] : node;
+  const child = spawn(command!, rest, { stdio: ['ignore', 'pipe', 'ignore'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   await new Promise((resolve) => child.on('exit', resolve));
-  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, number>;
+  return out.trim().split('\n').at(-1) ?? '{}';
+}
+
+interface Phase {
+  health_p50_ms: number;
+  health_p99_ms: number;
+  health_max_ms: number;
+  live_finals: number;
+  live_final_lag_p99_ms: number;
+  live_errors: string[];
+  recovery_final_lag_max_ms: number;
+  recovery_errors: number;
+  flood_closes?: Record<string, number>;
+  load_errors?: Record<string, number>;
+}
+
+/** One phase: `traffic` runs while health is probed and three real-time streams run beside it. */
+async function phase(port: number, name: string, traffic: () => Promise<string>): Promise<Phase> {
+  const [loaded, live, report] = await Promise.all([
+    probe(port, FLOOD_SECONDS),
+    Promise.all([1, 2, 3].map(() => realTimeStream(port))),
+    traffic(),
+  ]);
+  await new Promise((r) => setTimeout(r, 2000)); // the shed work drains
+  const recovery = await realTimeStream(port);
+  const liveLags = live.flatMap((l) => l.lags);
+  const result: Phase = {
+    health_p50_ms: Number(percentile(loaded, 50).toFixed(1)),
+    health_p99_ms: Number(percentile(loaded, 99).toFixed(1)),
+    health_max_ms: Number(Math.max(...loaded).toFixed(1)),
+    live_finals: liveLags.length,
+    live_final_lag_p99_ms: Math.round(percentile(liveLags, 99)),
+    live_errors: live.flatMap((l) => l.errors),
+    recovery_final_lag_max_ms: Math.round(Math.max(...recovery.lags)),
+    recovery_errors: recovery.errors.length,
+  };
+  if (name.startsWith('flood')) result.flood_closes = JSON.parse(report) as Record<string, number>;
+  else result.load_errors = (JSON.parse(report) as { errors: Record<string, number> }).errors;
+  console.log(`${name}: health p50 ${result.health_p50_ms} ms, p99 ${result.health_p99_ms} ms, max ${result.health_max_ms} ms (target p99 <= 50 ms); ` +
+    `live finals ${result.live_finals}, lag p99 ${result.live_final_lag_p99_ms} ms, errors ${JSON.stringify(result.live_errors)}; ` +
+    `recovery lag max ${result.recovery_final_lag_max_ms} ms, errors ${result.recovery_errors}; ` +
+    (result.flood_closes ? `flood closes by code ${JSON.stringify(result.flood_closes)}` : `load errors ${JSON.stringify(result.load_errors)}`));
+  return result;
 }
 
 const server = await startServerProcess('src/main.ts', { MODEL: model, THREADS: '2' });
 try {
   const port = server.port;
   const idle = await probe(port, 2);
-  const [loaded, live, closes] = await Promise.all([
-    probe(port, FLOOD_SECONDS),
-    Promise.all([1, 2, 3].map(() => realTimeStream(port))),
-    flood(port),
-  ]);
-  await new Promise((r) => setTimeout(r, 2000)); // the shed work drains
-  const recovery = await realTimeStream(port);
-  const p99 = percentile(loaded, 99);
-  console.log(`model ${model}; ${FLOODERS} clients flooding audio as fast as they can for ${FLOOD_SECONDS} s`);
-  console.log(`health while idle: p50 ${percentile(idle, 50).toFixed(1)} ms, p99 ${percentile(idle, 99).toFixed(1)} ms`);
-  console.log(`health under flood: p50 ${percentile(loaded, 50).toFixed(1)} ms, p99 ${p99.toFixed(1)} ms, max ${Math.max(...loaded).toFixed(1)} ms (target p99 <= 50 ms)`);
-  console.log(`flood connections closed by code: ${JSON.stringify(closes)}`);
-  const liveLags = live.flatMap((l) => l.lags);
-  console.log(`real-time streams during the flood: finals ${liveLags.length}, lag p50 ${percentile(liveLags, 50).toFixed(0)} ms, p99 ${percentile(liveLags, 99).toFixed(0)} ms, errors ${JSON.stringify(live.flatMap((l) => l.errors))}`);
-  console.log(`a fresh real-time stream after: finals ${recovery.lags.length}, lag max ${Math.max(...recovery.lags).toFixed(0)} ms, errors ${JSON.stringify(recovery.errors)}`);
+  const url = `ws://127.0.0.1:${port}/api/v1/segmented`;
+  const flood = (nice: number) => () => runChild('bench/flood-client.ts', [String(port), String(FLOODERS), String(FLOOD_SECONDS)], nice);
+  const phases = {
+    flood: await phase(port, 'flood', flood(0)),
+    flood_nice: await phase(port, 'flood_nice', flood(19)),
+    '2x_capacity': await phase(port, '2x_capacity', () => runChild('src/cli/main.ts', ['load', '--streams', String(OVER_CAPACITY_STREAMS),
+      '--ramp-up', '2', '--duration', String(FLOOD_SECONDS), '--real-time', '--chunk-bytes', '3200', '--url', url, path.join(ROOT, 'test/fixtures/two_utterances_16k_mono_s16.wav')])),
+  };
+  console.log(`model ${model}; health while idle: p50 ${percentile(idle, 50).toFixed(1)} ms, p99 ${percentile(idle, 99).toFixed(1)} ms`);
+  const judged = phases.flood_nice.health_p99_ms;
   console.log(JSON.stringify({
     bench: 'overload',
-    ratio_health_p99_vs_idle: Number((p99 / percentile(idle, 99)).toFixed(2)),
-    ratio_health_p99_vs_target: Number((p99 / 50).toFixed(3)),
-    health_p99_ms: Number(p99.toFixed(1)),
-    health_max_ms: Number(Math.max(...loaded).toFixed(1)),
+    ratio_health_p99_vs_target: Number((judged / 50).toFixed(3)),
+    ratio_health_p99_vs_idle: Number((judged / percentile(idle, 99)).toFixed(2)),
     health_idle_p99_ms: Number(percentile(idle, 99).toFixed(1)),
-    flood_closes: closes,
-    live_final_lag_p99_ms: Math.round(percentile(liveLags, 99)),
-    recovery_final_lag_max_ms: Math.round(Math.max(...recovery.lags)),
-    recovery_errors: recovery.errors.length,
+    ...phases,
+    flooders: FLOODERS,
+    over_capacity_streams: OVER_CAPACITY_STREAMS,
     model,
     peer: 'the same server idle, same run (a day-one server measured 1.4 s p99 here)',
   }));
 } finally {
   await server.stop();
 }
-
