@@ -33,6 +33,7 @@ export interface Config {
   streamIdleSeconds: number;
   maxOutboundBytes: number;
   maxBacklogSeconds: number;
+  maxInferenceLagSeconds: number;
   idleTimeoutSeconds: number;
   degradedWindowSeconds: number;
   drainSeconds: number;
@@ -184,6 +185,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'events a client leaves unread; beyond it the client is too slow: SLOW_CONSUMER, close 1008' },
   { key: 'maxBacklogSeconds', env: 'MAX_BACKLOG_SECONDS', default: 30, parse: decimal(0.5, 3600),
     help: 'audio a stream may have waiting for processing before it gets a BACKLOG error and is closed' },
+  { key: 'maxInferenceLagSeconds', env: 'MAX_INFERENCE_LAG_SECONDS', default: 5, parse: decimal(0, 3600),
+    help: 'over capacity: once audio waits this long behind real time for the model, the youngest streams are shed (OVERLOADED, close 1013) and new ones refused for 2 s (0: never)' },
   { key: 'idleTimeoutSeconds', env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: integer(0, 3600),
     help: 'close a WebSocket silent for this long (0: never)' },
   { key: 'drainSeconds', env: 'DRAIN_SECONDS', default: 30, parse: decimal(0, 3600),

@@ -84,7 +84,7 @@ async function loadAndWarm(config: Config, workers: number, metrics: Metrics, lo
     // Every stream's decode, batched the same way (one job for many streams, on disjoint streams).
     const decoder = new DecodeBatcher(metrics, slots);
     // At most one model job per threadpool worker; the rest wait in the scheduler, live audio first.
-    const shared = { native: model, scheduler: new InferenceScheduler(Math.max(1, Math.round(config.threads / workers))) };
+    const shared = { native: model, scheduler: new InferenceScheduler(Math.max(1, Math.round(config.threads / workers)), config.maxInferenceLagSeconds) };
     metrics.inferenceWaiting = () => shared.scheduler.waiting;
     return { onnxruntime, deps: { config, model: shared, decoder, vad: batcher, metrics, log } };
   } finally {

@@ -29,6 +29,8 @@ export interface ClientSink {
 export const CLOSE_NORMAL = 1000;
 export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_POLICY = 1008;
+/** RFC 6455 1013: the server is over capacity; the client may reconnect later. */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
 export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_INTERNAL = 1011;
 
@@ -179,7 +181,13 @@ export class Session {
     }
     if (request.request === 'start') {
       if (this.runner) await this.finishStream('restarted');
-      if (!this.closed) this.startStream(request);
+      if (this.closed) return;
+      if (this.deps.model.scheduler.overloaded) {
+        // Streams are being shed to keep the others real-time: a new one would be next.
+        this.fatal('OVERLOADED', 'the server is over capacity; try again later', CLOSE_TRY_AGAIN_LATER);
+        return;
+      }
+      this.startStream(request);
       return;
     }
     if (this.runner) {
@@ -238,10 +246,11 @@ export class Session {
       route, format, traceId: request.traceId,
       interimResults: route === 'segmented' ? request.interimResults : undefined,
     });
+    const stream = { startedAt: performance.now() };
     this.runner = route === 'segmented'
-      ? new SegmentedRunner({ format, decoder, model, vad, config, metrics, emit, fail, trace, interimResults: request.interimResults })
+      ? new SegmentedRunner({ format, decoder, model, vad, config, metrics, emit, fail, trace, stream, interimResults: request.interimResults })
       : new SimpleRunner({
-        format, decoder, model, metrics, emit, fail, trace,
+        format, decoder, model, metrics, emit, fail, trace, stream,
         windowSeconds: config.simpleWindowSeconds,
         maxBacklogSeconds: config.maxBacklogSeconds,
       });
@@ -298,6 +307,8 @@ export class Session {
     if (this.closed) return;
     if (failure.code === 'BACKLOG') {
       this.fatal('BACKLOG', failure.message, CLOSE_POLICY);
+    } else if (failure.code === 'OVERLOADED') {
+      this.fatal('OVERLOADED', failure.message, CLOSE_TRY_AGAIN_LATER);
     } else {
       (this.stream?.log ?? this.deps.log).error('stream failed', { code: failure.code, error: failure.message });
       this.fatal(failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL', failure.message, CLOSE_INTERNAL);

@@ -69,7 +69,7 @@ export class Metrics {
   readonly errors = new Counter({ name: 'errors_total', help: 'Errors reported to clients, by kind (the error event code)', labelNames: ['kind'], registers: [this.registry] });
 
   // Per-stage work: how much audio a unit of work covered, how long it ran, and the ratio, each
-  // stage with buckets around what it was measured to do (bench/RESULTS.md): a decode job covers
+  // stage with buckets around what it was measured to do (bench/RESULTS.md): one stream's part of a decode batch covers
   // one or a few 20-100 ms frames at an RTF near 1e-4; a VAD batch covers every waiting channel's
   // audio at ~1e-3 (batched Silero, ~35k windows/s); an utterance covers seconds at 0.015-0.035
   // (Moonshine tiny, one thread). The RTF buckets reach 15 like the brief's.

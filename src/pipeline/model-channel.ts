@@ -2,7 +2,8 @@
 // At most one model job per channel is in flight; the rest wait in a queue bounded by seconds of
 // audio, beyond which the stream is failed with BACKLOG (see Session).
 import type { NativeModel } from '../native/binding.js';
-import type { InferenceScheduler } from './inference-scheduler.js';
+import type { InferenceScheduler, StreamKey } from './inference-scheduler.js';
+import type { RunnerOptions } from './runner.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
 import { Task, TaskFailure, settle } from '../tasks.js';
@@ -38,17 +39,22 @@ export class ModelChannel {
   private aborted = false;
   private idleWaiters: (() => void)[] = [];
 
-  // Stream time runs from here: how far a window is ahead of real time orders it for the model.
-  private readonly startedAt = performance.now();
+  private readonly model: SharedModel;
+  private readonly emit: (event: ServerEvent) => void;
+  private readonly fail: (failure: TaskFailure) => void;
+  private readonly metrics: Metrics;
+  private readonly trace: StreamTrace;
+  // Stream time runs from its start: how far a window is ahead of real time orders it for the
+  // model, and the youngest stream is the first shed under overload.
+  private readonly stream: StreamKey;
 
   constructor(
-    private readonly model: SharedModel,
     private readonly channel: number,
-    private readonly emit: (event: ServerEvent) => void,
-    private readonly metrics: Metrics,
     private readonly maxBacklogSamples: number,
-    private readonly trace: StreamTrace,
-  ) {}
+    options: Pick<RunnerOptions, 'model' | 'emit' | 'fail' | 'metrics' | 'trace' | 'stream'>,
+  ) {
+    ({ model: this.model, emit: this.emit, fail: this.fail, metrics: this.metrics, trace: this.trace, stream: this.stream } = options);
+  }
 
   enqueue(window: Window): void {
     if (this.aborted) return;
@@ -108,9 +114,9 @@ export class ModelChannel {
       this.inFlight = false;
       this.pump();
     };
-    const ahead = window.end / SAMPLE_RATE - (performance.now() - this.startedAt) / 1000;
+    const ahead = window.end / SAMPLE_RATE - (performance.now() - this.stream.startedAt) / 1000;
     const scheduled = performance.now();
-    settle('inference', this.model.scheduler.run(ahead, () => this.model.native.run(this.task.native, window.samples), () => this.aborted),
+    settle('inference', this.model.scheduler.run(ahead, () => this.model.native.run(this.task.native, window.samples), () => this.aborted, this.stream),
       (out) => {
         if (out === undefined) { // the client left while the job waited for its turn
           span.fail('CANCELLED', 'the client left before the model ran');
@@ -138,6 +144,12 @@ export class ModelChannel {
         done();
       },
       (failure) => {
+        if (failure.code === 'OVERLOADED') { // the scheduler shed this stream: it cannot go on
+          span.fail('OVERLOADED', failure.message);
+          done();
+          if (!this.aborted) this.fail(failure);
+          return;
+        }
         const code = failure.code === 'MODEL_FAILURE' ? 'MODEL_FAILURE' : failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL';
         span.fail(code, failure.message);
         if (!this.aborted) {

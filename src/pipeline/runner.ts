@@ -5,6 +5,7 @@ import type { ServerEvent } from '../protocol.js';
 import type { TaskFailure } from '../tasks.js';
 import type { StreamTrace } from '../tracing.js';
 import type { DecodeBatcher } from './decode-batcher.js';
+import type { StreamKey } from './inference-scheduler.js';
 import type { SharedModel } from './model-channel.js';
 
 export interface RunnerOptions {
@@ -18,6 +19,8 @@ export interface RunnerOptions {
   /** The stream cannot go on. */
   fail: (failure: TaskFailure) => void;
   trace: StreamTrace;
+  /** The stream's identity and start, shared by its channels (see InferenceScheduler). */
+  stream: StreamKey;
 }
 
 export interface Runner {

@@ -78,7 +78,7 @@ class SegmentedChannel {
     private readonly index: number,
     private readonly options: SegmentedRunnerOptions,
   ) {
-    const { config, model, metrics, emit, trace } = options;
+    const { config } = options;
     const detector: DetectorOptions = {
       start: config.vadStartThreshold,
       end: config.vadEndThreshold,
@@ -92,7 +92,7 @@ class SegmentedChannel {
     this.padAfter = ms(config.vadPadAfterMs);
     this.interimInterval = Math.round(config.interimIntervalSeconds * SAMPLE_RATE);
     this.maxBacklog = config.maxBacklogSeconds * SAMPLE_RATE;
-    this.model = new ModelChannel(model, index, emit, metrics, Math.max(this.maxBacklog, 2 * detector.maxUtterance), trace);
+    this.model = new ModelChannel(index, Math.max(this.maxBacklog, 2 * detector.maxUtterance), options);
   }
 
   audio(samples: Float32Array): void {

@@ -55,12 +55,12 @@ export class SimpleRunner implements Runner {
   private readonly windowers: Windower[] = [];
 
   constructor(options: SimpleRunnerOptions) {
-    const { format, decoder, model, windowSeconds, maxBacklogSeconds, metrics, emit, fail, trace } = options;
+    const { format, decoder, windowSeconds, maxBacklogSeconds, fail, trace } = options;
     const windowSamples = Math.max(1, Math.round(windowSeconds * SAMPLE_RATE));
     // A backlog bound smaller than one window would refuse every window.
     const maxModelBacklog = Math.max(maxBacklogSeconds * SAMPLE_RATE, 2 * windowSamples);
     for (let c = 0; c < format.channels; c++) {
-      const channel = new ModelChannel(model, c, emit, metrics, maxModelBacklog, trace);
+      const channel = new ModelChannel(c, maxModelBacklog, options);
       this.channels.push(channel);
       this.windowers.push(new Windower(windowSamples, channel));
     }

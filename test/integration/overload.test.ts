@@ -62,4 +62,44 @@ describe('overload', () => {
       await server.stop();
     }
   });
+
+  it('over capacity with real-time streams: sheds the youngest with OVERLOADED and 1013, refuses new ones, the oldest keeps real time', async () => {
+    // One model slot, 600 ms per 1 s window: the server keeps up with 1.6 real-time streams; 4 come.
+    const server = await startServer({
+      MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 600 }), SIMPLE_WINDOW_SECONDS: '1', THREADS: '1', WORKERS: '1', MAX_INFERENCE_LAG_SECONDS: '1.5',
+    });
+    try {
+      const audio = wav.data.subarray(0, 32000 * 8);
+      const clients: Client[] = [];
+      const sending: Promise<void>[] = [];
+      for (let i = 0; i < 4; i++) {
+        const client = await Client.connect(server.url('/api/v1/simple'));
+        client.sendJson(startMessage(wav));
+        clients.push(client);
+        sending.push(sendPaced(client, audio, 32000, 0.1, 1).catch(() => undefined)); // a shed client's sends may fail
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      // Wait for a shed, then a newcomer is refused while the server recovers.
+      await Promise.race(clients.slice(1).map((c) => c.waitFor((events) => events.some((e) => e['code'] === 'OVERLOADED'), 15_000)));
+      const newcomer = await Client.connect(server.url('/api/v1/simple'));
+      newcomer.sendJson(startMessage(wav));
+      assert.equal(await newcomer.closed, 1013, 'a new stream is refused while streams are shed');
+      assert.deepEqual(newcomer.events.map((e) => e['code']), ['OVERLOADED']);
+      await Promise.all(sending);
+      const [oldest, ...younger] = clients;
+      oldest!.sendJson({ request: 'stop', disconnect: true });
+      assert.equal(await oldest!.closed, 1000);
+      assert.deepEqual(oldest!.events.filter((e) => e.type === 'error'), [], 'the oldest stream is never shed');
+      assert.equal(oldest!.events.filter((e) => e.type === 'segment').length, 8, 'and gets every window');
+      const shed = younger.filter((c) => c.events.some((e) => e['code'] === 'OVERLOADED'));
+      assert.ok(shed.length >= 1, 'at least one younger stream is shed');
+      for (const c of shed) assert.equal(await c.closed, 1013);
+      const res = await fetch(server.http('/metrics'));
+      const counted = Number(/^errors_total\{kind="OVERLOADED"\} (\d+)/m.exec(await res.text())?.[1]);
+      assert.equal(counted, shed.length + 1, 'every shed stream and the refused newcomer are counted');
+      for (const c of younger) if (!shed.includes(c)) c.ws.terminate();
+    } finally {
+      await server.stop();
+    }
+  });
 });

@@ -1,7 +1,10 @@
 // The model-job scheduler: bounded concurrency, live audio before audio ahead of real time.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InferenceScheduler } from '../../src/pipeline/inference-scheduler.js';
+import { InferenceScheduler, type StreamKey } from '../../src/pipeline/inference-scheduler.js';
+import { TaskFailure } from '../../src/tasks.js';
+
+const S: StreamKey = { startedAt: 0 };
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
@@ -21,7 +24,7 @@ describe('inference scheduler', () => {
       running--;
       return 1;
     };
-    const results = await Promise.all(Array.from({ length: 10 }, () => scheduler.run(0, job, () => false)));
+    const results = await Promise.all(Array.from({ length: 10 }, () => scheduler.run(0, job, () => false, S)));
     assert.deepEqual(results, Array<number>(10).fill(1));
     assert.equal(peak, 2);
     assert.equal(scheduler.waiting, 0);
@@ -31,9 +34,9 @@ describe('inference scheduler', () => {
     const scheduler = new InferenceScheduler(1);
     const gate = deferred();
     const order: string[] = [];
-    const blocker = scheduler.run(0, () => gate.promise, () => false);
+    const blocker = scheduler.run(0, () => gate.promise, () => false, S);
     const jobs = [['upload', 40], ['live-a', -0.2], ['flood', 300], ['live-b', -0.2], ['late', -3]] as const;
-    const done = jobs.map(([name, ahead]) => scheduler.run(ahead, () => { order.push(name); return Promise.resolve(); }, () => false));
+    const done = jobs.map(([name, ahead]) => scheduler.run(ahead, () => { order.push(name); return Promise.resolve(); }, () => false, S));
     gate.resolve();
     await Promise.all([blocker, ...done]);
     assert.deepEqual(order, ['late', 'live-a', 'live-b', 'upload', 'flood']);
@@ -42,10 +45,80 @@ describe('inference scheduler', () => {
   it('skips a cancelled job without running it, and frees its slot; a failing job rejects and frees its slot', async () => {
     const scheduler = new InferenceScheduler(1);
     let ran = false;
-    assert.equal(await scheduler.run(0, () => { ran = true; return Promise.resolve(); }, () => true), undefined);
+    assert.equal(await scheduler.run(0, () => { ran = true; return Promise.resolve(); }, () => true, S), undefined);
     assert.equal(ran, false);
-    await assert.rejects(scheduler.run(0, () => Promise.reject(new Error('model failed')), () => false), /model failed/);
-    await assert.rejects(scheduler.run(0, () => { throw new Error('threw'); }, () => false), /threw/);
-    assert.equal(await scheduler.run(0, () => Promise.resolve(7), () => false), 7);
+    await assert.rejects(scheduler.run(0, () => Promise.reject(new Error('model failed')), () => false, S), /model failed/);
+    await assert.rejects(scheduler.run(0, () => { throw new Error('threw'); }, () => false, S), /threw/);
+    assert.equal(await scheduler.run(0, () => Promise.resolve(7), () => false, S), 7);
+  });
+
+  describe('over capacity (MAX_INFERENCE_LAG_SECONDS)', () => {
+    // A clock the test moves: lag is measured against it.
+    function setup(maxLag: number): { scheduler: InferenceScheduler; clock: { t: number }; gate: ReturnType<typeof deferred> } {
+      const clock = { t: 0 };
+      const scheduler = new InferenceScheduler(1, maxLag, () => clock.t);
+      return { scheduler, clock, gate: deferred() };
+    }
+
+    it('sheds the youngest waiting stream with OVERLOADED once the job furthest behind lags too much, and refuses new streams for 2 s', async () => {
+      const { scheduler, clock, gate } = setup(5);
+      const old: StreamKey = { startedAt: 0 };
+      const mid: StreamKey = { startedAt: 1000 };
+      const young: StreamKey = { startedAt: 2000 };
+      const blocker = scheduler.run(0, () => gate.promise, () => false, old);
+      const ran: string[] = [];
+      const job = (name: string) => () => { ran.push(name); return Promise.resolve(name); };
+      const waiting = [
+        scheduler.run(-1, job('old'), () => false, old),
+        scheduler.run(-1, job('mid'), () => false, mid),
+        scheduler.run(-0.5, job('young-1'), () => false, young),
+        scheduler.run(-0.2, job('young-2'), () => false, young),
+      ].map((p) => p.then((v) => v, (e: unknown) => e));
+      assert.equal(scheduler.overloaded, false);
+      clock.t = 4500; // the job furthest behind now lags 5.5 s
+      gate.resolve();
+      await blocker;
+      const results = await Promise.all(waiting);
+      assert.deepEqual(results.slice(0, 2), ['old', 'mid']);
+      for (const r of results.slice(2)) {
+        assert.ok(r instanceof TaskFailure && r.code === 'OVERLOADED', `the youngest stream's jobs are shed: ${String(r)}`);
+      }
+      assert.deepEqual(ran, ['old', 'mid'], 'a shed job never runs');
+      assert.equal(scheduler.overloaded, true, 'new streams are refused right after a shed');
+      clock.t = 4500 + 1999;
+      assert.equal(scheduler.overloaded, true);
+      clock.t = 4500 + 2000;
+      assert.equal(scheduler.overloaded, false);
+    });
+
+    it('sheds at most one stream per 200 ms, and never the only stream waiting (BACKLOG handles that)', async () => {
+      const { scheduler, clock, gate } = setup(1);
+      const streams = [0, 1, 2].map((i): StreamKey => ({ startedAt: i }));
+      const blocker = scheduler.run(0, () => gate.promise, () => false, streams[0]!);
+      const outcomes = streams.map((st) => scheduler.run(-0.5, () => Promise.resolve('ran'), () => false, st).then((v) => v, (e: unknown) => (e as TaskFailure).code));
+      clock.t = 1000; // 1.5 s behind now; the jobs after it run within the same 200 ms
+      gate.resolve();
+      await blocker;
+      assert.deepEqual(await Promise.all(outcomes), ['ran', 'ran', 'OVERLOADED'], 'one shed (the youngest), then the rest run');
+
+      const alone = setup(1);
+      const first = alone.scheduler.run(0, () => alone.gate.promise, () => false, streams[0]!);
+      const behind = alone.scheduler.run(-5, () => Promise.resolve('ran'), () => false, streams[0]!);
+      alone.clock.t = 10_000;
+      alone.gate.resolve();
+      await first;
+      assert.equal(await behind, 'ran');
+      assert.equal(alone.scheduler.overloaded, false);
+    });
+
+    it('never sheds with MAX_INFERENCE_LAG_SECONDS=0', async () => {
+      const { scheduler, clock, gate } = setup(0);
+      const blocker = scheduler.run(0, () => gate.promise, () => false, { startedAt: 0 });
+      const late = [1, 2].map((i) => scheduler.run(-100, () => Promise.resolve(i), () => false, { startedAt: i }));
+      clock.t = 1e6;
+      gate.resolve();
+      await blocker;
+      assert.deepEqual(await Promise.all(late), [1, 2]);
+    });
   });
 });
