@@ -9,9 +9,11 @@
 //
 // Sustained overload (more live streams than the model keeps up with) would make every stream
 // late together. Instead, once the job furthest behind is more than `maxLagSeconds` behind real
-// time while two or more streams wait, the youngest waiting stream is shed (its job rejects with
-// OVERLOADED; its session closes it with 1013), one every SHED_INTERVAL_MS, until the rest keep
-// up; while shedding, new streams are refused (`overloaded`). Older streams keep real time.
+// time while two or more streams wait, the youngest waiting streams are shed (their jobs reject
+// with OVERLOADED; their sessions close them with 1013) until what is left waiting would run
+// within half that bound at the jobs' measured mean run time; a shed stream sends no more work,
+// so a few such rounds (at most one per SHED_INTERVAL_MS) bring the load under capacity. While
+// shedding, new streams are refused (`overloaded`). Older streams keep real time.
 import { TaskFailure } from '../tasks.js';
 
 /** Sheds at most one stream per interval: each shed frees capacity the queue needs time to show. */
@@ -38,6 +40,8 @@ export class InferenceScheduler {
   private running = 0;
   private seq = 0;
   private lastShedAt = -Infinity;
+  // Mean run time of a job (exponentially weighted), to tell how long the waiting jobs will take.
+  private meanRunMs = 0;
 
   constructor(
     private readonly slots: number,
@@ -75,6 +79,7 @@ export class InferenceScheduler {
             this.release();
             return;
           }
+          const startedAt = this.now();
           let started: Promise<T>;
           try {
             started = job();
@@ -85,14 +90,20 @@ export class InferenceScheduler {
             return;
           }
           started.then(
-            (value) => { resolve(value); this.release(); },
+            (value) => { resolve(value); this.ran(startedAt); },
             // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the job's own error, unchanged
-            (e: unknown) => { reject(e); this.release(); },
+            (e: unknown) => { reject(e); this.ran(startedAt); },
           );
         },
       });
       this.dispatch();
     });
+  }
+
+  private ran(startedAt: number): void {
+    const ms = this.now() - startedAt;
+    this.meanRunMs = this.meanRunMs === 0 ? ms : 0.8 * this.meanRunMs + 0.2 * ms;
+    this.release();
   }
 
   private release(): void {
@@ -115,25 +126,32 @@ export class InferenceScheduler {
     // The heap's top is the job furthest behind; it has fallen further since it was queued.
     const lag = (now - top.enqueuedAt) / 1000 - top.ahead;
     if (lag <= this.maxLagSeconds || now - this.lastShedAt < SHED_INTERVAL_MS) return;
-    let youngest: StreamKey | undefined;
-    let streams = 0;
-    const seen = new Set<StreamKey>();
+    // Youngest stream first; each takes all its waiting jobs with it.
+    const byStream = new Map<StreamKey, Entry[]>();
     for (const e of this.heap) {
-      if (!seen.has(e.stream)) {
-        seen.add(e.stream);
-        streams++;
-      }
-      if (!youngest || e.stream.startedAt > youngest.startedAt) youngest = e.stream;
+      const jobs = byStream.get(e.stream);
+      if (jobs) jobs.push(e);
+      else byStream.set(e.stream, [e]);
     }
     // One stream alone behind real time is BACKLOG's to handle: shedding protects other streams.
-    if (streams < 2 || !youngest) return;
+    if (byStream.size < 2) return;
+    const youngestFirst = [...byStream.keys()].sort((a, b) => b.startedAt - a.startedAt);
+    const drainMs = (jobs: number): number => (jobs * this.meanRunMs) / this.slots;
+    const shed = new Set<StreamKey>();
+    let left = this.heap.length;
+    for (const stream of youngestFirst) {
+      if (shed.size > 0 && drainMs(left) <= (this.maxLagSeconds * 1000) / 2) break;
+      if (shed.size === byStream.size - 1) break; // the oldest stream is never shed
+      shed.add(stream);
+      left -= byStream.get(stream)!.length;
+    }
     this.lastShedAt = now;
     const failure = new TaskFailure('OVERLOADED', `the server is over capacity: audio waits more than ${this.maxLagSeconds} s for the model; the youngest streams are shed`, false);
-    const kept = this.heap.filter((e) => e.stream !== youngest);
-    const shed = this.heap.filter((e) => e.stream === youngest);
+    const kept = this.heap.filter((e) => !shed.has(e.stream));
+    const dropped = this.heap.filter((e) => shed.has(e.stream));
     this.heap.length = 0;
     for (const e of kept) this.push(e);
-    for (const e of shed) e.shed(failure);
+    for (const e of dropped) e.shed(failure);
   }
 
   private before(a: Entry, b: Entry): boolean {
