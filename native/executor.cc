@@ -14,10 +14,10 @@
 namespace speech {
 namespace {
 
-// Threadpool workers run at a lower CPU priority than the event loops: when the cores are
-// saturated, a loop thread (health, routing, copying frames) gets the CPU as soon as it is
-// runnable instead of waiting out a scheduler slice behind inference, and the loops' work is
-// small by design, so compute is never starved for long. Linux niceness is per thread; once each.
+// With THREADPOOL_NICE above 0, threadpool workers run at a lower CPU priority than the event
+// loops: when the cores are saturated, a loop thread (health, routing, copying frames) gets the
+// CPU as soon as it is runnable instead of waiting out a scheduler slice behind inference. Linux
+// niceness is per thread; each worker sets its own on its first job.
 std::atomic<int> threadpool_nice{0};
 
 void LowerThisThreadsPriority() {

@@ -18,7 +18,7 @@
 namespace speech {
 
 // The niceness threadpool workers take on their first job (see executor.cc; nice 10 weighs about
-// a tenth of nice 0 under Linux's scheduler). Set once at start-up, before any job runs.
+// a tenth of nice 0 under Linux's scheduler; 0 leaves them alone). Set at start-up, before jobs.
 void SetThreadpoolNice(int nice);
 
 // `owner` is the JS object that owns `task` (the ObjectWrap holding it); it and every value in
