@@ -46,7 +46,7 @@ export interface MetricsOptions {
 export class Metrics {
   readonly registry = new Registry();
   /** The native families, when this registry has the process families. */
-  readonly native: NativeFamilies | undefined;
+  private readonly native: NativeFamilies | undefined;
   private readonly shared: SharedState;
 
   readonly connectionsActive = new Gauge({
