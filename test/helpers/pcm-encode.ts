@@ -1,4 +1,5 @@
 // The wire encodings as a client writes them: one sample at a time, full scale = ±1.
+import type { NativeFormat } from '../../src/native/binding.js';
 
 export const ENCODINGS = ['u8', 's16', 's24', 's32', 'f32', 'f64', 'mulaw', 'alaw'] as const;
 export type Encoding = (typeof ENCODINGS)[number];
@@ -14,5 +15,19 @@ export function writeSample(out: Buffer, encoding: Encoding, i: number, x: numbe
     case 'f32': out.writeFloatLE(x, 4 * i); break;
     case 'f64': out.writeDoubleLE(x, 8 * i); break;
     default: out.writeUInt8(codeWord(), i);
+  }
+}
+
+/** The native AudioStream format of `encoding` (μ-law and A-law are 8-bit; f32/f64 are float PCM). */
+export function nativeFormat(encoding: Encoding, sampleRate = 16000, channels = 1): NativeFormat {
+  switch (encoding) {
+    case 'mulaw':
+    case 'alaw':
+      return { encoding, channels, sampleRate, bitDepth: 8, isFloat: false };
+    case 'f32':
+    case 'f64':
+      return { encoding: 'pcm', channels, sampleRate, bitDepth: encoding === 'f32' ? 32 : 64, isFloat: true };
+    default:
+      return { encoding: 'pcm', channels, sampleRate, bitDepth: Number(encoding.slice(1)), isFloat: false };
   }
 }

@@ -2,25 +2,11 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
 import { Client } from '../helpers/client.js';
+import { scrapeMetrics, total } from '../helpers/metrics.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { readWav, startMessage } from '../helpers/wav.js';
 
-async function scrape(server: TestServer): Promise<Map<string, number>> {
-  const samples = new Map<string, number>();
-  for (const line of (await (await fetch(server.http('/metrics'))).text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const cut = line.lastIndexOf(' ');
-    samples.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return samples;
-}
-
-/** A family's value summed over its series (worker threads each report their own). */
-function total(m: Map<string, number>, name: string): number | undefined {
-  let sum: number | undefined;
-  for (const [key, value] of m) if (key === name || key.startsWith(name + '{')) sum = (sum ?? 0) + value;
-  return sum;
-}
+const scrape = (server: TestServer): Promise<Map<string, number>> => scrapeMetrics(server.http('/metrics'));
 
 /** Tasks alive per subsystem: created minus ended. */
 function liveTasks(m: Map<string, number>): Record<string, number> {

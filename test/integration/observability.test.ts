@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { Client, streamFile } from '../helpers/client.js';
+import { scrapeMetrics } from '../helpers/metrics.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { readWav, startMessage } from '../helpers/wav.js';
 
@@ -13,17 +14,7 @@ let server: TestServer;
 before(async () => { server = await startServer({ MODEL: 'stub', WORKERS: '2' }); });
 after(async () => { await server.stop(); });
 
-async function scrape(): Promise<Map<string, number>> {
-  const res = await fetch(server.http('/metrics'));
-  assert.equal(res.status, 200);
-  const samples = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const cut = line.lastIndexOf(' ');
-    samples.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return samples;
-}
+const scrape = (): Promise<Map<string, number>> => scrapeMetrics(server.http('/metrics'));
 
 describe('health', () => {
   it('answers 200 with status, readiness, live counts and the ONNX Runtime version', async () => {

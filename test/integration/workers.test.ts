@@ -4,20 +4,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { Client, streamFile } from '../helpers/client.js';
+import { scrapeMetrics } from '../helpers/metrics.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { readWav, startMessage } from '../helpers/wav.js';
-
-async function scrape(server: TestServer): Promise<Map<string, number>> {
-  const res = await fetch(server.http('/metrics'));
-  assert.equal(res.status, 200);
-  const samples = new Map<string, number>();
-  for (const line of (await res.text()).split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const cut = line.lastIndexOf(' ');
-    samples.set(line.slice(0, cut), Number(line.slice(cut + 1)));
-  }
-  return samples;
-}
 
 async function health(server: TestServer): Promise<Record<string, unknown>> {
   return (await (await fetch(server.http('/api/v1/health'))).json()) as Record<string, unknown>;
@@ -34,7 +23,7 @@ describe('worker threads', () => {
   it('spreads connections over every worker on the one port', async () => {
     const clients = await Promise.all(Array.from({ length: 60 }, () => Client.connect(server.url('/api/v1/simple'))));
     try {
-      const m = await scrape(server);
+      const m = await scrapeMetrics(server.http('/metrics'));
       const perWorker = ['0', '1', '2'].map((w) => m.get(`connections_active{worker_thread="${w}"}`) ?? 0);
       assert.equal(perWorker.reduce((a, b) => a + b, 0), 60);
       // The kernel hashes each connection to a listener: 60 all on fewer than 3 is ~1e-10 likely.
@@ -46,7 +35,7 @@ describe('worker threads', () => {
   });
 
   it('loads each model once for the whole process', async () => {
-    const m = await scrape(server);
+    const m = await scrapeMetrics(server.http('/metrics'));
     assert.equal(m.get('models_loaded{kind="speech"}'), 1);
     assert.equal(m.get('models_loaded{kind="vad"}'), 1);
     assert.equal(m.get('threadpool_size'), 4, 'one threadpool, reported once');
@@ -56,7 +45,7 @@ describe('worker threads', () => {
   });
 
   it('reports one coherent registry: counters summed over workers, per-thread families labelled', async () => {
-    const before = await scrape(server);
+    const before = await scrapeMetrics(server.http('/metrics'));
     const runs = await Promise.all(Array.from({ length: 12 }, () =>
       streamFile(server.url('/api/v1/simple'), startMessage(wav), twoSeconds, 3200)));
     for (const run of runs) {
@@ -65,7 +54,7 @@ describe('worker threads', () => {
     }
     // Whichever worker a scrape lands on, it sees every worker's streams.
     for (let i = 0; i < 4; i++) {
-      const m = await scrape(server);
+      const m = await scrapeMetrics(server.http('/metrics'));
       assert.equal((m.get('streams_total{route="simple"}') ?? 0) - (before.get('streams_total{route="simple"}') ?? 0), 12);
       assert.equal(m.get('media_duration_seconds_count{pipeline_stage="model_inference"}'), (before.get('media_duration_seconds_count{pipeline_stage="model_inference"}') ?? 0) + 24);
       for (const w of ['0', '1', '2']) assert.ok(m.has(`eventloop_utilization{worker_thread="${w}"}`), `worker ${w} reports its event loop`);
@@ -82,7 +71,7 @@ describe('worker threads: limits and shutdown', () => {
       const open = attempts.filter((a) => a.status === 'fulfilled');
       assert.equal(open.length, 5, 'exactly the limit is admitted, whichever workers the connections reach');
       for (const a of attempts) if (a.status === 'rejected') assert.match(String(a.reason), /503/);
-      const m = await scrape(server);
+      const m = await scrapeMetrics(server.http('/metrics'));
       assert.equal(m.get('connections_refused_total{reason="max_connections"}'), 7);
       for (const a of open) a.value.ws.terminate();
     } finally {
@@ -109,7 +98,7 @@ describe('worker threads: limits and shutdown', () => {
   it('drains every worker on SIGTERM: streams on each get their finals, then exit 0', async () => {
     const server = await startServer({ MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 200 }), WORKERS: '2', SIMPLE_WINDOW_SECONDS: '1', DRAIN_SECONDS: '20' });
     const clients = await Promise.all(Array.from({ length: 16 }, () => Client.connect(server.url('/api/v1/simple'))));
-    const m = await scrape(server);
+    const m = await scrapeMetrics(server.http('/metrics'));
     assert.ok((m.get('connections_active{worker_thread="0"}') ?? 0) > 0 && (m.get('connections_active{worker_thread="1"}') ?? 0) > 0,
       'streams on both workers (16 connections all on one of 2 listeners: a 1-in-32,768 chance)');
     for (const c of clients) {
@@ -117,7 +106,7 @@ describe('worker threads: limits and shutdown', () => {
       await c.sendAudio(wav.data.subarray(0, 32000 * 2.5), 3200);
     }
     // Drain finishes streams with the audio received so far: wait until all of it has arrived.
-    for (let i = 0; i < 100 && ((await scrape(server)).get('audio_received_seconds_total') ?? 0) < 16 * 2.5; i++) {
+    for (let i = 0; i < 100 && ((await scrapeMetrics(server.http('/metrics'))).get('audio_received_seconds_total') ?? 0) < 16 * 2.5; i++) {
       await new Promise((r) => setTimeout(r, 50));
     }
     const exited = once(server.process, 'exit');

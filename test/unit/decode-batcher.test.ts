@@ -10,7 +10,7 @@ import { AudioFrontEnd } from '../../src/pipeline/audio-front-end.js';
 import { DecodeBatcher } from '../../src/pipeline/decode-batcher.js';
 import { TaskFailure } from '../../src/tasks.js';
 import type { StreamTrace } from '../../src/tracing.js';
-import { BYTES, writeSample, type Encoding } from '../helpers/pcm-encode.js';
+import { BYTES, nativeFormat, writeSample, type Encoding } from '../helpers/pcm-encode.js';
 import { concat } from '../helpers/signal.js';
 
 /** A registry like one worker thread's (no process families). */
@@ -31,16 +31,7 @@ const CASES: Case[] = [
 ];
 
 function format({ encoding, sampleRate, channels }: Case): NativeFormat {
-  switch (encoding) {
-    case 'mulaw':
-    case 'alaw':
-      return { encoding, channels, sampleRate, bitDepth: 8, isFloat: false };
-    case 'f32':
-    case 'f64':
-      return { encoding: 'pcm', channels, sampleRate, bitDepth: encoding === 'f32' ? 32 : 64, isFloat: true };
-    default:
-      return { encoding: 'pcm', channels, sampleRate, bitDepth: Number(encoding.slice(1)), isFloat: false };
-  }
+  return nativeFormat(encoding, sampleRate, channels);
 }
 
 /** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */

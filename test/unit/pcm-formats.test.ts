@@ -5,21 +5,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addon, isNativeError, type NativeFormat } from '../../src/native/binding.js';
 import { concat, sine } from '../helpers/signal.js';
-import { BYTES, ENCODINGS, writeSample, type Encoding } from '../helpers/pcm-encode.js';
+import { BYTES, ENCODINGS, nativeFormat, writeSample, type Encoding } from '../helpers/pcm-encode.js';
 
 
-function format(encoding: Encoding, sampleRate = 16000, channels = 1): NativeFormat {
-  switch (encoding) {
-    case 'mulaw':
-    case 'alaw':
-      return { encoding, channels, sampleRate, bitDepth: 8, isFloat: false };
-    case 'f32':
-    case 'f64':
-      return { encoding: 'pcm', channels, sampleRate, bitDepth: encoding === 'f32' ? 32 : 64, isFloat: true };
-    default:
-      return { encoding: 'pcm', channels, sampleRate, bitDepth: Number(encoding.slice(1)), isFloat: false };
-  }
-}
+const format = nativeFormat;
 
 
 /** Pushes `bytes` in pieces of the given sizes (cycled), then flushes; returns each channel. */
