@@ -11,7 +11,7 @@ import { DecodeBatcher } from '../../src/pipeline/decode-batcher.js';
 import { TaskFailure } from '../../src/tasks.js';
 import type { StreamTrace } from '../../src/tracing.js';
 import { BYTES, nativeFormat, writeSample, type Encoding } from '../helpers/pcm-encode.js';
-import { concat } from '../helpers/signal.js';
+import { concat, seededRandom } from '../helpers/signal.js';
 
 /** A registry like one worker thread's (no process families). */
 const testMetrics = (): Metrics => new Metrics({ worker: 0, shared: new SharedState(1) });
@@ -34,22 +34,10 @@ function format({ encoding, sampleRate, channels }: Case): NativeFormat {
   return nativeFormat(encoding, sampleRate, channels);
 }
 
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `seconds` of a tone per channel (a different one each) plus noise, in the case's wire format;
  *  an odd number of trailing bytes makes an incomplete last frame. */
 function wire(c: Case, seconds: number, seed: number): Uint8Array {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const frames = Math.round(seconds * c.sampleRate);
   const out = Buffer.alloc(frames * c.channels * BYTES[c.encoding] + 1);
   for (let f = 0; f < frames; f++) {
@@ -140,7 +128,7 @@ function wrapDecodeBatch(wrap: (real: typeof addon.decodeBatch) => typeof addon.
 
 describe('decodeBatch (native)', () => {
   it('is bit-identical to each stream decoded alone, for every format and rate, however the bytes are cut', async () => {
-    const random = rng(1);
+    const random = seededRandom(1);
     const task = new addon.Task('audio_decoding');
     for (let round = 0; round < 3; round++) {
       const inputs = CASES.map((c, i) => ({ c, fmt: format(c), bytes: wire(c, 0.7, 100 * round + i) }));
@@ -265,7 +253,7 @@ describe('decodeBatch (native)', () => {
 
 describe('DecodeBatcher', () => {
   it('decodes many front ends, pushing at random, exactly as each alone, in order, in fewer jobs than pushes', async () => {
-    const random = rng(7);
+    const random = seededRandom(7);
     const decoder = new DecodeBatcher(testMetrics(), 1);
     const inputs = Array.from({ length: 24 }, (_, i) => {
       const c = CASES[i % CASES.length]!;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { addon, isNativeError, type NativeFormat } from '../../src/native/binding.js';
-import { concat, sine } from '../helpers/signal.js';
+import { concat, seededRandom, sine } from '../helpers/signal.js';
 import { BYTES, ENCODINGS, nativeFormat, writeSample, type Encoding } from '../helpers/pcm-encode.js';
 
 
@@ -26,18 +26,6 @@ async function decode(fmt: NativeFormat, bytes: Uint8Array, pieces: number[] = [
   return {
     channels: Array.from({ length: fmt.channels }, (_, c) => concat(parts.map((p) => p[c] ?? new Float32Array(0)))),
     discarded: tail.discardedBytes,
-  };
-}
-
-/** Deterministic pseudo-random numbers in [0, 1) (mulberry32). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -197,7 +185,7 @@ describe('PCM formats: frames split anywhere decode exactly as whole frames', ()
   ];
   for (const [encoding, channels, rate] of layouts) {
     it(`${encoding}, ${channels} channel(s) at ${rate} Hz: pieces of 1, 333, 65537 and random bytes`, async () => {
-      const rnd = random(channels * 1000 + BYTES[encoding]);
+      const rnd = seededRandom(channels * 1000 + BYTES[encoding]);
       const seconds = 140100 / (rate * BYTES[encoding] * channels); // ~140 KB: several 65537-byte pieces
       const tones = Array.from({ length: channels }, (_, c) => sine(300 + 700 * c, rate, seconds, 0.9));
       const frame = BYTES[encoding] * channels;
