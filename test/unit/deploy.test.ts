@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { streamFile } from '../helpers/client.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { readWav, startMessage } from '../helpers/wav.js';
@@ -15,166 +16,9 @@ const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const DEPLOY = path.join(ROOT, 'deploy');
 
-// ---------------------------------------------------------------------------------------------
-// A small YAML reader for the subset these files use: block mappings and sequences, plain,
-// quoted and flow-sequence scalars, comments. Anything else (anchors, block scalars, tabs,
-// flow mappings with content) is an error, so the files stay inside what this reader checks.
-
+// The deploy files as YAML (the `yaml` package, as the Kubernetes manifest tests read theirs).
 type Yaml = string | number | boolean | null | Yaml[] | { [key: string]: Yaml };
 type YamlMap = { [key: string]: Yaml };
-
-interface Line { indent: number; text: string; no: number }
-
-function stripComment(raw: string): string {
-  let quote: string | undefined;
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw[i]!;
-    if (quote) {
-      if (c === '\\' && quote === '"') i++;
-      else if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-    } else if (c === '#' && (i === 0 || /\s/.test(raw[i - 1]!))) {
-      return raw.slice(0, i);
-    }
-  }
-  return raw;
-}
-
-/** Index of the `:` that ends a mapping key in `text`, or -1 if `text` is not `key: ...`. */
-function keyColon(text: string): number {
-  let i = 0;
-  if (text[0] === '"' || text[0] === "'") {
-    const close = text.indexOf(text[0], 1);
-    if (close < 0) return -1;
-    i = close + 1;
-    return text[i] === ':' && (i + 1 === text.length || text[i + 1] === ' ') ? i : -1;
-  }
-  if (text[0] === '[' || text[0] === '{') return -1;
-  for (; i < text.length; i++) {
-    if (text[i] === ':' && (i + 1 === text.length || text[i + 1] === ' ')) return i;
-  }
-  return -1;
-}
-
-function splitFlow(inner: string, no: number): string[] {
-  const items: string[] = [];
-  let quote: string | undefined;
-  let start = 0;
-  for (let i = 0; i < inner.length; i++) {
-    const c = inner[i]!;
-    if (quote) {
-      if (c === '\\' && quote === '"') i++;
-      else if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-    } else if (c === '[' || c === '{') {
-      throw new Error(`line ${no}: nested flow collections are not supported`);
-    } else if (c === ',') {
-      items.push(inner.slice(start, i));
-      start = i + 1;
-    }
-  }
-  if (quote) throw new Error(`line ${no}: unterminated quote`);
-  const last = inner.slice(start);
-  if (last.trim() !== '') items.push(last);
-  return items.map((s) => s.trim());
-}
-
-function scalar(text: string, no: number): Yaml {
-  const t = text.trim();
-  if (t.startsWith('"')) {
-    if (!t.endsWith('"') || t.length < 2) throw new Error(`line ${no}: bad double-quoted scalar ${t}`);
-    return JSON.parse(t) as string;
-  }
-  if (t.startsWith("'")) {
-    if (!t.endsWith("'") || t.length < 2) throw new Error(`line ${no}: bad single-quoted scalar ${t}`);
-    return t.slice(1, -1).replaceAll("''", "'");
-  }
-  if (t.startsWith('[')) {
-    if (!t.endsWith(']')) throw new Error(`line ${no}: multi-line flow sequences are not supported`);
-    return splitFlow(t.slice(1, -1), no).map((s) => scalar(s, no));
-  }
-  if (t === '{}') return {};
-  if (/^[{&*!|>%@`]/.test(t)) throw new Error(`line ${no}: unsupported YAML: ${t}`);
-  if (t === '' || t === '~' || t === 'null') return null;
-  if (t === 'true' || t === 'false') return t === 'true';
-  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
-  return t;
-}
-
-function parseYaml(source: string): Yaml {
-  const lines: Line[] = [];
-  source.split('\n').forEach((raw, i) => {
-    const no = i + 1;
-    const body = stripComment(raw).trimEnd();
-    if (body.trim() === '') return;
-    const indent = body.length - body.trimStart().length;
-    if (body.slice(0, indent).includes('\t')) throw new Error(`line ${no}: tab in indentation`);
-    if (body.trim() === '---' || body.trim() === '...') throw new Error(`line ${no}: one document only`);
-    lines.push({ indent, text: body.trim(), no });
-  });
-  let pos = 0;
-
-  function block(indent: number): Yaml {
-    const first = lines[pos];
-    if (!first || first.indent < indent) return null;
-    return first.text === '-' || first.text.startsWith('- ') ? sequence(first.indent) : mapping(first.indent);
-  }
-
-  /** The value after `key:` (or `-`) on line `line`, with `rest` the text after the colon. */
-  function value(rest: string, line: Line, parentIndent: number): Yaml {
-    if (rest.trim() !== '') return scalar(rest, line.no);
-    const next = lines[pos];
-    if (!next) return null;
-    if (next.indent > parentIndent) return block(next.indent);
-    // A sequence may sit at its key's own indent (`key:` then `- item`).
-    if (next.indent === parentIndent && (next.text === '-' || next.text.startsWith('- '))) return sequence(next.indent);
-    return null;
-  }
-
-  function mapping(indent: number): YamlMap {
-    const map: YamlMap = {};
-    while (pos < lines.length && lines[pos]!.indent === indent) {
-      const line = lines[pos]!;
-      if (line.text.startsWith('- ') || line.text === '-') break;
-      const colon = keyColon(line.text);
-      if (colon < 0) throw new Error(`line ${line.no}: expected "key: value", got ${line.text}`);
-      const key = scalar(line.text.slice(0, colon), line.no);
-      if (typeof key === 'object' && key !== null) throw new Error(`line ${line.no}: a key must be a scalar`);
-      if (Object.hasOwn(map, String(key))) throw new Error(`line ${line.no}: duplicate key ${String(key)}`);
-      pos++;
-      map[String(key)] = value(line.text.slice(colon + 1), line, indent);
-    }
-    const stray = lines[pos];
-    if (stray && stray.indent > indent) throw new Error(`line ${stray.no}: bad indentation`);
-    return map;
-  }
-
-  function sequence(indent: number): Yaml[] {
-    const list: Yaml[] = [];
-    while (pos < lines.length && lines[pos]!.indent === indent && (lines[pos]!.text === '-' || lines[pos]!.text.startsWith('- '))) {
-      const line = lines[pos]!;
-      const rest = line.text === '-' ? '' : line.text.slice(2);
-      const restIndent = indent + 2 + (rest.length - rest.trimStart().length);
-      if (rest.trim() !== '' && keyColon(rest.trim()) >= 0) {
-        // `- key: value` opens a mapping whose keys sit at the column of `key`.
-        lines[pos] = { indent: restIndent, text: rest.trim(), no: line.no };
-        list.push(mapping(restIndent));
-      } else {
-        pos++;
-        list.push(value(rest, line, indent));
-      }
-    }
-    const stray = lines[pos];
-    if (stray && stray.indent > indent) throw new Error(`line ${stray.no}: bad indentation`);
-    return list;
-  }
-
-  const doc = block(0);
-  if (pos < lines.length) throw new Error(`line ${lines[pos]!.no}: unexpected content`);
-  return doc;
-}
 
 function isMap(v: Yaml | undefined): v is YamlMap {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -197,7 +41,7 @@ function str(v: Yaml | undefined, what = 'value'): string {
 }
 
 function readYaml(file: string): YamlMap {
-  return map(parseYaml(readFileSync(path.join(DEPLOY, file), 'utf8')), file);
+  return map(parseYaml(readFileSync(path.join(DEPLOY, file), 'utf8')) as Yaml, file);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,37 +307,5 @@ describe('deploy/docker-compose.yml', () => {
     const sources = list(readYaml('grafana/provisioning/datasources/prometheus.yml')['datasources'], 'datasources').map((d) => map(d, 'datasource'));
     assert.ok(list(service('prometheus')['ports'], 'prometheus ports').map((x) => str(x)).some((p) => p.endsWith(':9090') || p === '9090'));
     assert.ok(sources.some((d) => d['url'] === 'http://prometheus:9090'));
-  });
-});
-
-describe('parseYaml (the subset the deploy files use)', () => {
-  it('reads mappings, sequences, quoted, flow and typed scalars, comments', () => {
-    assert.deepEqual(parseYaml([
-      '# comment',
-      'a: 1',
-      'b: "x: #y" # trailing',
-      "c: 'it''s'",
-      'd:',
-      '  - one',
-      '  - k: v',
-      '    m: [1, "2,3", x]',
-      'e:',
-      '- f',
-      'g:',
-      '  h: true',
-      '  i:',
-      'j: http://jaeger:4318',
-    ].join('\n')), {
-      a: 1, b: 'x: #y', c: "it's", d: ['one', { k: 'v', m: [1, '2,3', 'x'] }], e: ['f'], g: { h: true, i: null }, j: 'http://jaeger:4318',
-    });
-  });
-
-  it('rejects what it does not understand', () => {
-    assert.throws(() => parseYaml('a: &x 1'), /unsupported/);
-    assert.throws(() => parseYaml('a: |\n  text'), /unsupported/);
-    assert.throws(() => parseYaml('a: 1\na: 2'), /duplicate key/);
-    assert.throws(() => parseYaml('a:\n\t- 1'), /tab/);
-    assert.throws(() => parseYaml('a: 1\n   b: 2'), /indentation/);
-    assert.throws(() => parseYaml('just text'), /expected "key: value"/);
   });
 });
