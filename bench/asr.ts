@@ -14,12 +14,13 @@
 //      interval) while 2 transcriptions run concurrently in a loop, native vs the peer;
 //   4. load time and resident memory before load, after load and after a run.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { addon } from '../src/native/binding.js';
 import { readWav } from '../test/helpers/wav.js';
+import { buildNativeBench } from './native-binary.js';
 import { median } from './statistics.js';
 
 const quick = process.argv.includes('--quick');
@@ -45,28 +46,10 @@ const audioSeconds = utterances.reduce((s, u) => s + u.seconds, 0);
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
 
-// --- The C++ harness: built when any of its sources is newer than the binary ---
-const outDir = path.join(root, 'bench/out');
-const harness = path.join(outDir, 'asr_bench');
+// --- The C++ harness ---
 const ortLib = path.join(root, 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64');
 // CMakeLists.txt's ONNX Runtime headers (fetched there at the first addon build).
 const ortInclude = path.join(root, 'node_modules/.cache/ort-headers-0.4.9/package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-simulator/onnxruntime.framework/Headers');
-const harnessSources = ['bench/native/asr_bench.cc', 'native/models/moonshine.cc', 'native/models/vocabulary.cc', 'native/ort_env.cc'].map((f) => path.join(root, f));
-const harnessHeaders = ['native/models/moonshine.h', 'native/models/model.h', 'native/models/vocabulary.h', 'native/ort_env.h', 'native/job.h'].map((f) => path.join(root, f));
-
-function buildHarness(): void {
-  const built = existsSync(harness) ? statSync(harness).mtimeMs : 0;
-  if ([...harnessSources, ...harnessHeaders].every((f) => statSync(f).mtimeMs < built)) return;
-  mkdirSync(outDir, { recursive: true });
-  // The addon's flags (CMakeLists.txt: -O3 -DNDEBUG, C++17, no -march). job.h pulls in napi.h,
-  // whose unused inline N-API code is dropped by --gc-sections: no Node symbols are needed.
-  execFileSync('g++', [
-    '-O3', '-DNDEBUG', '-std=c++17', '-ffunction-sections', '-fdata-sections', '-Wl,--gc-sections',
-    '-isystem', ortInclude, '-isystem', path.join(root, 'node_modules/node-addon-api'), '-isystem', path.join(root, 'node_modules/node-api-headers/include'),
-    '-I', path.join(root, 'native'), '-DNAPI_VERSION=8', '-DNODE_ADDON_API_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
-    ...harnessSources, path.join(ortLib, 'libonnxruntime.so.1'), `-Wl,-rpath,${ortLib}`, '-lpthread', '-o', harness,
-  ], { stdio: ['ignore', 'inherit', 'inherit'] });
-}
 
 interface HarnessFile {
   samples: number;
@@ -119,7 +102,19 @@ async function lagWhile(transcribe: (samples: Float32Array) => Promise<unknown>)
   return { p50: lag(h.percentile(50)), p99: lag(h.percentile(99)), max: lag(h.max), done, audio };
 }
 
-buildHarness();
+// job.h pulls in napi.h, whose unused inline N-API code is dropped by --gc-sections: no Node
+// symbols are needed.
+const harness = buildNativeBench({
+  name: 'asr_bench',
+  sources: ['bench/native/asr_bench.cc', 'native/models/moonshine.cc', 'native/models/vocabulary.cc', 'native/ort_env.cc'],
+  headers: ['native/models/moonshine.h', 'native/models/model.h', 'native/models/vocabulary.h', 'native/ort_env.h', 'native/job.h'],
+  flags: [
+    '-ffunction-sections', '-fdata-sections', '-Wl,--gc-sections',
+    '-isystem', ortInclude, '-isystem', path.join(root, 'node_modules/node-addon-api'), '-isystem', path.join(root, 'node_modules/node-api-headers/include'),
+    '-DNAPI_VERSION=8', '-DNODE_ADDON_API_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+  ],
+  link: [path.join(ortLib, 'libonnxruntime.so.1'), `-Wl,-rpath,${ortLib}`, '-lpthread'],
+});
 const loadAtStart = os.loadavg()[0]!;
 
 // --- 4. Native load and memory (before the peer's onnxruntime-node is imported) ---

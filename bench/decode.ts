@@ -4,33 +4,19 @@
 // bench/native/decode_bench.cc, built with g++ into bench/out/ (git-ignored); both sides check
 // their output against each other by checksum, so neither can win by skipping work.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { buildNativeBench } from './native-binary.js';
 import { median } from './statistics.js';
 import { BYTES, ENCODINGS, writeSample, type Encoding } from '../test/helpers/pcm-encode.js';
 
 const quick = process.argv.includes('--quick');
-const root = path.resolve(import.meta.dirname, '..');
-const outDir = path.join(root, 'bench/out');
-const binary = path.join(outDir, 'decode_bench');
-const sources = ['bench/native/decode_bench.cc', 'native/pcm.cc'].map((f) => path.join(root, f));
-const headers = [path.join(root, 'native/pcm.h')];
 
 const SAMPLES = quick ? 4096 : 1 << 20;
 const RUNS = quick ? 3 : 9;
 const MIN_RUN_SECONDS = quick ? 0.002 : 0.04;
 
-
-function build(): void {
-  const built = existsSync(binary) ? statSync(binary).mtimeMs : 0;
-  if ([...sources, ...headers].every((f) => statSync(f).mtimeMs < built)) return;
-  mkdirSync(outDir, { recursive: true });
-  // The addon's own flags (CMakeLists.txt: -O3 -DNDEBUG, C++17, no -march).
-  execFileSync('g++', ['-O3', '-DNDEBUG', '-std=c++17', '-I', path.join(root, 'native'), ...sources, '-o', binary], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-}
 
 // --- The same input for both sides: speech-like audio (two tones and noise) in each encoding ---
 function input(encoding: Encoding): Buffer {
@@ -113,7 +99,7 @@ interface HarnessOutput {
   results: { encoding: Encoding; samples: number; samples_per_s: number; checksum: number }[];
 }
 
-build();
+const binary = buildNativeBench({ name: 'decode_bench', sources: ['bench/native/decode_bench.cc', 'native/pcm.cc'], headers: ['native/pcm.h'] });
 const dir = mkdtempSync(path.join(os.tmpdir(), 'decode-bench-'));
 const inputs = new Map<Encoding, Buffer>();
 let native: HarnessOutput;

@@ -4,15 +4,10 @@
 // peers there; the server itself never depends on them. Installs the peers' -dev packages with
 // apt-get when they are missing and we run as root; otherwise says what to install.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
+import { buildNativeBench } from './native-binary.js';
 
 const quick = process.argv.includes('--quick');
-const root = path.resolve(import.meta.dirname, '..');
-const outDir = path.join(root, 'bench/out');
-const binary = path.join(outDir, 'resampler_bench');
-const sources = ['bench/native/resampler_bench.cc', 'native/resampler.cc'].map((f) => path.join(root, f));
-const headers = [path.join(root, 'native/resampler.h')];
 
 const PEER_PACKAGES = ['libsoxr-dev', 'libspeexdsp-dev'];
 const PEER_HEADERS = ['/usr/include/soxr.h', '/usr/include/speex/speex_resampler.h'];
@@ -33,16 +28,6 @@ function ensurePeers(): void {
     execFileSync('apt-get', args, { stdio: ['ignore', 'ignore', 'inherit'], env });
   }
   if (!PEER_HEADERS.every((h) => existsSync(h))) throw new Error(`${install} did not provide ${PEER_HEADERS.join(', ')}`);
-}
-
-function build(): void {
-  const built = existsSync(binary) ? statSync(binary).mtimeMs : 0;
-  if ([...sources, ...headers].every((f) => statSync(f).mtimeMs < built)) return;
-  mkdirSync(outDir, { recursive: true });
-  // The addon's own flags (CMakeLists.txt: -O3 -DNDEBUG, C++17, no -march), so ours runs as served.
-  execFileSync('g++', ['-O3', '-DNDEBUG', '-std=c++17', '-I', path.join(root, 'native'), ...sources, '-o', binary, '-lsoxr', '-lspeexdsp', '-lm'], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
 }
 
 interface Row {
@@ -68,7 +53,10 @@ function version(pkg: string): string {
 }
 
 ensurePeers();
-build();
+const binary = buildNativeBench({
+  name: 'resampler_bench', sources: ['bench/native/resampler_bench.cc', 'native/resampler.cc'], headers: ['native/resampler.h'],
+  link: ['-lsoxr', '-lspeexdsp', '-lm'],
+});
 const started = performance.now();
 const raw = execFileSync(binary, quick ? ['--quick'] : [], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
 const seconds = (performance.now() - started) / 1000;
