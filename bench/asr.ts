@@ -107,7 +107,7 @@ async function lagWhile(transcribe: (samples: Float32Array) => Promise<unknown>)
 const harness = buildNativeBench({
   name: 'asr_bench',
   sources: ['bench/native/asr_bench.cc', 'native/models/moonshine.cc', 'native/models/vocabulary.cc', 'native/ort_env.cc'],
-  headers: ['native/models/moonshine.h', 'native/models/model.h', 'native/models/vocabulary.h', 'native/ort_env.h', 'native/job.h'],
+  headers: ['native/models/moonshine.h', 'native/models/model.h', 'native/models/vocabulary.h', 'native/ort_env.h', 'native/job.h', 'bench/native/bench_stats.h'],
   flags: [
     '-ffunction-sections', '-fdata-sections', '-Wl,--gc-sections',
     '-isystem', ortInclude, '-isystem', path.join(root, 'node_modules/node-addon-api'), '-isystem', path.join(root, 'node_modules/node-api-headers/include'),

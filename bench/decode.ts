@@ -99,7 +99,7 @@ interface HarnessOutput {
   results: { encoding: Encoding; samples: number; samples_per_s: number; checksum: number }[];
 }
 
-const binary = buildNativeBench({ name: 'decode_bench', sources: ['bench/native/decode_bench.cc', 'native/pcm.cc'], headers: ['native/pcm.h'] });
+const binary = buildNativeBench({ name: 'decode_bench', sources: ['bench/native/decode_bench.cc', 'native/pcm.cc'], headers: ['native/pcm.h', 'bench/native/bench_stats.h'] });
 const dir = mkdtempSync(path.join(os.tmpdir(), 'decode-bench-'));
 const inputs = new Map<Encoding, Buffer>();
 let native: HarnessOutput;

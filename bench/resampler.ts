@@ -54,7 +54,7 @@ function version(pkg: string): string {
 
 ensurePeers();
 const binary = buildNativeBench({
-  name: 'resampler_bench', sources: ['bench/native/resampler_bench.cc', 'native/resampler.cc'], headers: ['native/resampler.h'],
+  name: 'resampler_bench', sources: ['bench/native/resampler_bench.cc', 'native/resampler.cc'], headers: ['native/resampler.h', 'bench/native/bench_stats.h'],
   link: ['-lsoxr', '-lspeexdsp', '-lm'],
 });
 const started = performance.now();

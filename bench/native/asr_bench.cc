@@ -24,13 +24,16 @@
 #include <string>
 #include <vector>
 
+#include "bench_stats.h"
 #include "models/moonshine.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::Median;
+using bench::Seconds;
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) { return Seconds(t, Clock::now()); }
 
 // --- The timed Run: the harness is single-threaded, so plain globals suffice ---
 const OrtApi* g_real = nullptr;
@@ -74,11 +77,6 @@ std::vector<float> ReadFloats(const char* path) {
   std::vector<float> samples(bytes.size() / sizeof(float));
   std::memcpy(samples.data(), bytes.data(), samples.size() * sizeof(float));
   return samples;
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 std::string JsonString(const std::string& s) {

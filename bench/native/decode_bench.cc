@@ -17,9 +17,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_stats.h"
 #include "pcm.h"
 
 namespace {
+
+using bench::Clock;
+using bench::Median;
+using bench::Seconds;
 
 struct Case {
   const char* name;
@@ -34,14 +39,6 @@ const Case kCases[] = {
     {"f32", speech::Encoding::kPcm, 32, true},    {"f64", speech::Encoding::kPcm, 64, true},
     {"mulaw", speech::Encoding::kMulaw, 8, false}, {"alaw", speech::Encoding::kAlaw, 8, false},
 };
-
-using Clock = std::chrono::steady_clock;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 }  // namespace
 
@@ -82,13 +79,13 @@ int main(int argc, char** argv) {
     // Warm-up, and runs sized to at least min_run seconds.
     auto t0 = Clock::now();
     pass();
-    const double once = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double once = Seconds(t0, Clock::now());
     const int passes = std::max(1, static_cast<int>(min_run / std::max(once, 1e-9)) + 1);
     std::vector<double> speeds;
     for (int r = 0; r < runs; ++r) {
       t0 = Clock::now();
       for (int p = 0; p < passes; ++p) pass();
-      const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+      const double t = Seconds(t0, Clock::now());
       speeds.push_back(static_cast<double>(frames) * passes / t);
     }
     double checksum = 0;

@@ -26,9 +26,14 @@
 #include <string>
 #include <vector>
 
+#include "bench_stats.h"
 #include "resampler.h"
 
 namespace {
+
+using bench::Clock;
+using bench::Median;
+using bench::Seconds;
 
 constexpr int kOut = 16000;
 constexpr double kPi = 3.14159265358979323846;
@@ -210,16 +215,6 @@ Quality Measure(const Impl& impl, int rate, double seconds) {
   const std::vector<float> y = Through(impl, rate, Tone(edge, rate, seconds, amplitude, 0.7));
   const double gain = 20 * std::log10(FitTone(y, edge, skip, y.size() - skip).amplitude / amplitude);
   return {worst, gain};
-}
-
-using Clock = std::chrono::steady_clock;
-
-double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 }  // namespace
