@@ -24,6 +24,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench_stats.h"
@@ -43,6 +44,22 @@ class Converter {
  public:
   virtual ~Converter() = default;
   virtual void Process(const float* in, std::size_t n, std::vector<float>& out) = 0;
+
+ protected:
+  // The peers' libraries take what fits: `step(in, in_len, out, room)` converts some input into at
+  // most `room` samples and returns {input consumed, output written}; this feeds it all of `in`.
+  template <typename Step>
+  static void FeedAll(const float* in, std::size_t n, double ratio, std::vector<float>& out, Step step) {
+    std::size_t done = 0;
+    while (done < n) {
+      const std::size_t room = static_cast<std::size_t>(static_cast<double>(n - done) * ratio) + 256;
+      const std::size_t base = out.size();
+      out.resize(base + room);
+      const auto [consumed, written] = step(in + done, n - done, out.data() + base, room);
+      out.resize(base + written);
+      done += consumed;
+    }
+  }
 };
 
 class Ours final : public Converter {
@@ -66,17 +83,12 @@ class Soxr final : public Converter {
   }
   ~Soxr() override { soxr_delete(s_); }
   void Process(const float* in, std::size_t n, std::vector<float>& out) override {
-    std::size_t done = 0;
-    while (done < n) {
-      const std::size_t room = static_cast<std::size_t>(static_cast<double>(n - done) * ratio_) + 256;
-      const std::size_t base = out.size();
-      out.resize(base + room);
+    FeedAll(in, n, ratio_, out, [this](const float* src, std::size_t len, float* dst, std::size_t room) {
       std::size_t idone = 0, odone = 0;
-      soxr_error_t error = soxr_process(s_, in + done, n - done, &idone, out.data() + base, room, &odone);
+      soxr_error_t error = soxr_process(s_, src, len, &idone, dst, room, &odone);
       if (error != nullptr) throw std::runtime_error(std::string("soxr_process: ") + error);
-      out.resize(base + odone);
-      done += idone;
-    }
+      return std::pair{idone, odone};
+    });
   }
 
  private:
@@ -93,16 +105,11 @@ class Speex final : public Converter {
   }
   ~Speex() override { speex_resampler_destroy(s_); }
   void Process(const float* in, std::size_t n, std::vector<float>& out) override {
-    std::size_t done = 0;
-    while (done < n) {
-      const std::size_t room = static_cast<std::size_t>(static_cast<double>(n - done) * ratio_) + 256;
-      const std::size_t base = out.size();
-      out.resize(base + room);
-      spx_uint32_t in_len = static_cast<spx_uint32_t>(n - done), out_len = static_cast<spx_uint32_t>(room);
-      speex_resampler_process_float(s_, 0, in + done, &in_len, out.data() + base, &out_len);
-      out.resize(base + out_len);
-      done += in_len;
-    }
+    FeedAll(in, n, ratio_, out, [this](const float* src, std::size_t len, float* dst, std::size_t room) {
+      spx_uint32_t in_len = static_cast<spx_uint32_t>(len), out_len = static_cast<spx_uint32_t>(room);
+      speex_resampler_process_float(s_, 0, src, &in_len, dst, &out_len);
+      return std::pair<std::size_t, std::size_t>{in_len, out_len};
+    });
   }
 
  private:
