@@ -1,19 +1,21 @@
 // Decides which channel's model job runs next. Model jobs are the expensive ones (tens of ms),
 // so they are not handed to the threadpool as they come: at most `slots` run at once and the
-// rest wait here, ordered by how far their audio is ahead of real time (its end in stream
-// seconds minus the seconds the stream has existed). A live stream's utterance has just arrived
-// (about zero or below); a client uploading faster than real time is far ahead. So uploads and
-// floods get what capacity live streams leave, instead of queueing in front of them, and the
-// threadpool queue stays short enough that VAD and decode jobs never wait behind a crowd.
-
+// rest wait here, earliest deadline first. A job's deadline is the moment its audio would have
+// finished arriving at real time: its stream's start plus the window's end in stream seconds,
+// i.e. the time it was queued plus how far it was ahead of real time then. A live stream's
+// utterance is due about when it is queued; a client uploading faster than real time is due far
+// in the future. So uploads and floods get what capacity live streams leave, instead of queueing
+// in front of them, and the threadpool queue stays short enough that VAD and decode jobs never
+// wait behind a crowd. (Ordering by how far ahead a job was when queued would ignore its wait
+// since: under overload, a job queued slightly less late than others is overtaken for seconds.)
 //
 // Sustained overload (more live streams than the model keeps up with) would make every stream
-// late together. Instead, once the job furthest behind is more than `maxLagSeconds` behind real
-// time while two or more streams wait, the youngest waiting streams are shed (their jobs reject
-// with OVERLOADED; their sessions close them with 1013) until what is left waiting would run
-// within half that bound at the jobs' measured mean run time; a shed stream sends no more work,
-// so a few such rounds (at most one per SHED_INTERVAL_MS) bring the load under capacity. While
-// shedding, new streams are refused (`overloaded`). Older streams keep real time.
+// late together. Instead, once the job furthest behind is more than `maxLagSeconds` past its
+// deadline while two or more streams wait, the youngest waiting streams are shed (their jobs
+// reject with OVERLOADED; their sessions close them with 1013) until what is left waiting would
+// run within half that bound at the jobs' measured mean run time; a shed stream sends no more
+// work, so a few such rounds (at most one per SHED_INTERVAL_MS) bring the load under capacity.
+// While shedding, new streams are refused (`overloaded`). Older streams keep real time.
 import { TaskFailure } from '../tasks.js';
 
 /** Sheds at most one stream per interval: each shed frees capacity the queue needs time to show. */
@@ -27,9 +29,9 @@ export interface StreamKey {
 }
 
 interface Entry {
-  ahead: number;
+  /** now() when the job's audio would have finished arriving at real time. */
+  due: number;
   seq: number;
-  enqueuedAt: number;
   stream: StreamKey;
   start: () => void;
   shed: (failure: TaskFailure) => void;
@@ -61,16 +63,16 @@ export class InferenceScheduler {
   }
 
   /**
-   * Runs `job` when a slot is free and no job further behind real time is waiting. Resolves or
+   * Runs `job` when a slot is free and no job with an earlier deadline is waiting (`aheadSeconds`:
+   * how far the job's audio is ahead of real time now, negative when behind). Resolves or
    * rejects as the job does, or rejects with OVERLOADED if its stream is shed while it waits;
    * `cancelled()` is asked when its turn comes (a client that left).
    */
   run<T>(aheadSeconds: number, job: () => Promise<T>, cancelled: () => boolean, stream: StreamKey): Promise<T | undefined> {
     return new Promise<T | undefined>((resolve, reject) => {
       this.push({
-        ahead: aheadSeconds,
+        due: this.now() + aheadSeconds * 1000,
         seq: this.seq++,
-        enqueuedAt: this.now(),
         stream,
         shed: reject,
         start: () => {
@@ -123,8 +125,8 @@ export class InferenceScheduler {
     const top = this.heap[0];
     if (this.maxLagSeconds <= 0 || !top) return;
     const now = this.now();
-    // The heap's top is the job furthest behind; it has fallen further since it was queued.
-    const lag = (now - top.enqueuedAt) / 1000 - top.ahead;
+    // The heap's top has the earliest deadline: it is the job furthest behind.
+    const lag = (now - top.due) / 1000;
     if (lag <= this.maxLagSeconds || now - this.lastShedAt < SHED_INTERVAL_MS) return;
     // Youngest stream first; each takes all its waiting jobs with it.
     const byStream = new Map<StreamKey, Entry[]>();
@@ -155,7 +157,7 @@ export class InferenceScheduler {
   }
 
   private before(a: Entry, b: Entry): boolean {
-    return a.ahead < b.ahead || (a.ahead === b.ahead && a.seq < b.seq);
+    return a.due < b.due || (a.due === b.due && a.seq < b.seq);
   }
 
   private push(e: Entry): void {

@@ -42,6 +42,22 @@ describe('inference scheduler', () => {
     assert.deepEqual(order, ['late', 'live-a', 'live-b', 'upload', 'flood']);
   });
 
+  it('orders by deadline: a job that has waited long goes before a later one that was queued further behind', async () => {
+    const clock = { t: 0 };
+    const scheduler = new InferenceScheduler(1, 0, () => clock.t);
+    const gate = deferred();
+    const order: string[] = [];
+    const blocker = scheduler.run(0, () => gate.promise, () => false, S);
+    const job = (name: string) => () => { order.push(name); return Promise.resolve(); };
+    const waited = scheduler.run(-0.05, job('queued at 0 s, 0.05 s behind'), () => false, S);
+    clock.t = 3000;
+    const fresh = scheduler.run(-0.1, job('queued at 3 s, 0.1 s behind'), () => false, S);
+    const upload = scheduler.run(10, job('queued at 3 s, 10 s ahead'), () => false, S);
+    gate.resolve();
+    await Promise.all([blocker, waited, fresh, upload]);
+    assert.deepEqual(order, ['queued at 0 s, 0.05 s behind', 'queued at 3 s, 0.1 s behind', 'queued at 3 s, 10 s ahead']);
+  });
+
   it('skips a cancelled job without running it, and frees its slot; a failing job rejects and frees its slot', async () => {
     const scheduler = new InferenceScheduler(1);
     let ran = false;
