@@ -63,7 +63,8 @@ interface Loaded {
   deps: Omit<SessionDeps, 'route'>;
 }
 
-async function loadAndWarm(config: Config, workers: number, metrics: Metrics, log: Logger): Promise<Loaded> {
+async function loadAndWarm(config: Config, shared: SharedState, metrics: Metrics, log: Logger): Promise<Loaded> {
+  const { workers } = shared;
   const loader = new Task('inference');
   try {
     const started = performance.now();
@@ -83,10 +84,11 @@ async function loadAndWarm(config: Config, workers: number, metrics: Metrics, lo
     const batcher = new VadBatcher(vad, metrics, slots);
     // Every stream's decode, batched the same way (one job for many streams, on disjoint streams).
     const decoder = new DecodeBatcher(metrics, slots);
-    // At most one model job per threadpool worker; the rest wait in the scheduler, live audio first.
-    const shared = { native: model, scheduler: new InferenceScheduler(Math.max(1, Math.round(config.threads / workers)), config.maxInferenceLagSeconds) };
-    metrics.inferenceWaiting = () => shared.scheduler.waiting;
-    return { onnxruntime, deps: { config, model: shared, decoder, vad: batcher, metrics, log } };
+    // At most one model job per threadpool worker; the rest wait in the scheduler, live audio
+    // first. A shed in any worker refuses new streams in all of them.
+    const scheduler = new InferenceScheduler(Math.max(1, Math.round(config.threads / workers)), config.maxInferenceLagSeconds, undefined, shared);
+    metrics.inferenceWaiting = () => scheduler.waiting;
+    return { onnxruntime, deps: { config, model: { native: model, scheduler }, decoder, vad: batcher, metrics, log } };
   } finally {
     loader.close();
   }
@@ -268,7 +270,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
     port,
     json: () => metrics.json(),
     async ready() {
-      loaded = await loadAndWarm(config, shared.workers, metrics, log);
+      loaded = await loadAndWarm(config, shared, metrics, log);
       shared.workerReady();
     },
     async drain(graceSeconds) {

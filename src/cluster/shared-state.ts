@@ -7,15 +7,17 @@ const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, Count: 
 
 export class SharedState {
   private readonly ints: Int32Array;
-  // Date.now() of the latest panic in any worker (0: none), for health's "degraded".
-  private readonly panicAt: Float64Array;
+  // Date.now() of the latest panic in any worker (0: none), for health's "degraded", and of the
+  // latest stream shed for overload (0: none): every worker refuses new streams for a while
+  // after any worker sheds, or the load shed on one would come back through the others.
+  private readonly times: Float64Array;
 
   constructor(
     readonly workers: number,
-    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(Slot.Count * 4 + 8),
+    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(Slot.Count * 4 + 2 * 8),
   ) {
     this.ints = new Int32Array(buffer, 0, Slot.Count);
-    this.panicAt = new Float64Array(buffer, Slot.Count * 4, 1);
+    this.times = new Float64Array(buffer, Slot.Count * 4, 2);
   }
 
   /** Takes a connection slot unless `max` are taken; false when the process is at its limit. */
@@ -65,12 +67,23 @@ export class SharedState {
   // A torn read of a double is harmless here (health only compares it with a window), but a
   // plain store of an aligned double is atomic on every platform Node runs on anyway.
   panicked(now = Date.now()): void {
-    if (now > this.panicAt[0]!) this.panicAt[0] = now;
+    if (now > this.times[0]!) this.times[0] = now;
   }
 
   /** Date.now() of the latest panic in the process, or undefined. */
   get lastPanicAt(): number | undefined {
-    const at = this.panicAt[0]!;
+    const at = this.times[0]!;
     return at > 0 ? at : undefined;
+  }
+
+  /** A worker's inference scheduler shed streams (see ShedRecord). */
+  markShed(now = Date.now()): void {
+    if (now > this.times[1]!) this.times[1] = now;
+  }
+
+  /** Milliseconds since any worker last shed streams (Infinity: never). */
+  msSinceShed(now = Date.now()): number {
+    const at = this.times[1]!;
+    return at > 0 ? now - at : Infinity;
   }
 }

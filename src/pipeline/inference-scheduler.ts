@@ -23,6 +23,13 @@ const SHED_INTERVAL_MS = 200;
 /** New streams are refused this long after the last shed. */
 const REFUSE_AFTER_SHED_MS = 2000;
 
+/** Where the time of the latest shed is kept, for refusing new streams after it: the scheduler's
+ *  own by default; the process's (SharedState) with several workers, which share one threadpool. */
+export interface ShedRecord {
+  markShed(): void;
+  msSinceShed(): number;
+}
+
 /** Which stream a job belongs to: the youngest is shed first. */
 export interface StreamKey {
   readonly startedAt: number;
@@ -50,6 +57,10 @@ export class InferenceScheduler {
     /** 0: never shed. */
     private readonly maxLagSeconds = 0,
     private readonly now: () => number = () => performance.now(),
+    private readonly shedRecord: ShedRecord = {
+      markShed: () => { this.lastShedAt = this.now(); },
+      msSinceShed: () => this.now() - this.lastShedAt,
+    },
   ) {}
 
   /** Jobs waiting for a slot. */
@@ -59,7 +70,7 @@ export class InferenceScheduler {
 
   /** Shedding streams now: new ones should be refused (OVERLOADED). */
   get overloaded(): boolean {
-    return this.now() - this.lastShedAt < REFUSE_AFTER_SHED_MS;
+    return this.shedRecord.msSinceShed() < REFUSE_AFTER_SHED_MS;
   }
 
   /**
@@ -148,6 +159,7 @@ export class InferenceScheduler {
       left -= byStream.get(stream)!.length;
     }
     this.lastShedAt = now;
+    this.shedRecord.markShed();
     const failure = new TaskFailure('OVERLOADED', `the server is over capacity: audio waits more than ${this.maxLagSeconds} s for the model; the youngest streams are shed`, false);
     const kept = this.heap.filter((e) => !shed.has(e.stream));
     const dropped = this.heap.filter((e) => shed.has(e.stream));

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InferenceScheduler, type StreamKey } from '../../src/pipeline/inference-scheduler.js';
 import { TaskFailure } from '../../src/tasks.js';
+import { SharedState } from '../../src/cluster/shared-state.js';
 
 const S: StreamKey = { startedAt: 0 };
 
@@ -138,6 +139,23 @@ describe('inference scheduler', () => {
       gate.resolve();
       await blocker;
       assert.deepEqual(await Promise.all(late), [1, 2]);
+    });
+
+    it('a shed in one worker refuses new streams in every worker (one SharedState buffer)', async () => {
+      const buffer = new SharedState(2).buffer; // the primary's; each worker wraps it in its own view
+      const [a, b] = [new SharedState(2, buffer), new SharedState(2, buffer)];
+      const clock = { t: 0 };
+      const inA = new InferenceScheduler(1, 1, () => clock.t, a);
+      const inB = new InferenceScheduler(1, 1, () => clock.t, b);
+      assert.equal(b.msSinceShed(), Infinity);
+      const gate = deferred();
+      const blocker = inA.run(0, () => gate.promise, () => false, { startedAt: 0 });
+      const outcomes = [0, 1].map((i) => inA.run(-2, () => Promise.resolve('ran'), () => false, { startedAt: i }).then((v) => v, (e: unknown) => (e as TaskFailure).code));
+      gate.resolve();
+      await blocker;
+      assert.deepEqual(await Promise.all(outcomes), ['ran', 'OVERLOADED']);
+      assert.equal(inB.overloaded, true, 'the worker that shed nothing refuses too');
+      assert.ok(b.msSinceShed() < 1000);
     });
   });
 });
