@@ -44,8 +44,8 @@ export class ModelChannel {
   private readonly fail: (failure: TaskFailure) => void;
   private readonly metrics: Metrics;
   private readonly trace: StreamTrace;
-  // Stream time runs from its start: how far a window is ahead of real time orders it for the
-  // model, and the youngest stream is the first shed under overload.
+  // Stream time runs from its start: when a window's audio was due at real time orders it for
+  // the model, and the youngest stream is the first shed under overload.
   private readonly stream: StreamKey;
 
   constructor(
