@@ -63,7 +63,8 @@ interface Loaded {
   deps: Omit<SessionDeps, 'route'>;
 }
 
-async function loadAndWarm(config: Config, shared: SharedState, metrics: Metrics, log: Logger): Promise<Loaded> {
+async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics, log: Logger): Promise<Loaded> {
+  const { shared, worker: index } = place;
   const { workers } = shared;
   const loader = new Task('inference');
   try {
@@ -84,9 +85,12 @@ async function loadAndWarm(config: Config, shared: SharedState, metrics: Metrics
     const batcher = new VadBatcher(vad, metrics, slots);
     // Every stream's decode, batched the same way (one job for many streams, on disjoint streams).
     const decoder = new DecodeBatcher(metrics, slots);
-    // At most one model job per threadpool worker; the rest wait in the scheduler, live audio
-    // first. A shed in any worker refuses new streams in all of them.
-    const scheduler = new InferenceScheduler(Math.max(1, Math.round(config.threads / workers)), config.maxInferenceLagSeconds, undefined, shared);
+    // At most one model job per threadpool thread in the process; the rest wait in the
+    // schedulers, earliest deadline first across the workers (SharedState is their share). A
+    // shed in any worker refuses new streams in all of them.
+    const scheduler = new InferenceScheduler({
+      slots: config.threads, maxLagSeconds: config.maxInferenceLagSeconds, share: shared, party: index,
+    });
     metrics.inferenceWaiting = () => scheduler.waiting;
     return { onnxruntime, deps: { config, model: { native: model, scheduler }, decoder, vad: batcher, metrics, log } };
   } finally {
@@ -270,7 +274,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
     port,
     json: () => metrics.json(),
     async ready() {
-      loaded = await loadAndWarm(config, shared, metrics, log);
+      loaded = await loadAndWarm(config, place, metrics, log);
       shared.workerReady();
     },
     async drain(graceSeconds) {

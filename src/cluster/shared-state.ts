@@ -1,23 +1,53 @@
 // Process-wide counters every worker thread reads and writes: the connection limit, health's
-// stream count and readiness must describe the process, not whichever worker a request landed on.
+// stream count and readiness must describe the process, not whichever worker a request landed on;
+// and the model-job slots the workers' inference schedulers share (SchedulerShare).
 // One SharedArrayBuffer, created by the primary and handed to each worker; with WORKERS=1 the
 // same object lives in the one thread.
 
-const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, Count: 4 } as const;
+import type { SchedulerShare } from '../pipeline/inference-scheduler.js';
 
-export class SharedState {
+const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, ModelJobs: 4, Count: 5 } as const;
+const TIMES_AT = 24; // after the ints, 8-byte aligned
+
+export class SharedState implements SchedulerShare {
   private readonly ints: Int32Array;
   // Date.now() of the latest panic in any worker (0: none), for health's "degraded", and of the
   // latest stream shed for overload (0: none): every worker refuses new streams for a while
   // after any worker sheds, or the load shed on one would come back through the others.
   private readonly times: Float64Array;
+  // Each worker's earliest waiting model-job deadline (epoch ms; Infinity: none waits).
+  private readonly tops: Float64Array;
 
-  constructor(
-    readonly workers: number,
-    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(Slot.Count * 4 + 2 * 8),
-  ) {
-    this.ints = new Int32Array(buffer, 0, Slot.Count);
-    this.times = new Float64Array(buffer, Slot.Count * 4, 2);
+  readonly buffer: SharedArrayBuffer;
+
+  /** A new state, or (`buffer`: the primary's) a worker's view of the process's. */
+  constructor(readonly workers: number, buffer?: SharedArrayBuffer) {
+    this.buffer = buffer ?? new SharedArrayBuffer(TIMES_AT + (2 + workers) * 8);
+    this.ints = new Int32Array(this.buffer, 0, Slot.Count);
+    this.times = new Float64Array(this.buffer, TIMES_AT, 2);
+    this.tops = new Float64Array(this.buffer, TIMES_AT + 16, workers);
+    if (!buffer) this.tops.fill(Infinity);
+  }
+
+  get parties(): number {
+    return this.workers;
+  }
+
+  tryAcquire(party: number, due: number, slots: number): boolean {
+    for (let w = 0; w < this.workers; w++) {
+      if (w !== party && this.tops[w]! < due) return false; // another worker's job is due first
+    }
+    if (Atomics.add(this.ints, Slot.ModelJobs, 1) < slots) return true;
+    Atomics.sub(this.ints, Slot.ModelJobs, 1);
+    return false;
+  }
+
+  release(): void {
+    Atomics.sub(this.ints, Slot.ModelJobs, 1);
+  }
+
+  publish(party: number, due: number): void {
+    this.tops[party] = due;
   }
 
   /** Takes a connection slot unless `max` are taken; false when the process is at its limit. */

@@ -1,13 +1,13 @@
-// Decides which channel's model job runs next. Model jobs are the expensive ones (tens of ms),
-// so they are not handed to the threadpool as they come: at most `slots` run at once and the
-// rest wait here, earliest deadline first. A job's deadline is the moment its audio would have
-// finished arriving at real time: its stream's start plus the window's end in stream seconds,
+// Decides which channel's model job runs next. Model jobs are the expensive ones (tens of ms), so
+// they are not handed to the threadpool as they come: at most `slots` run at once in the process
+// and the rest wait here, earliest deadline first. A job's deadline is the moment its audio would
+// have finished arriving at real time: its stream's start plus the window's end in stream seconds,
 // i.e. the time it was queued plus how far it was ahead of real time then. A live stream's
-// utterance is due about when it is queued; a client uploading faster than real time is due far
-// in the future. So uploads and floods get what capacity live streams leave, instead of queueing
-// in front of them, and the threadpool queue stays short enough that VAD and decode jobs never
-// wait behind a crowd. (Ordering by how far ahead a job was when queued would ignore its wait
-// since: under overload, a job queued slightly less late than others is overtaken for seconds.)
+// utterance is due about when it is queued; a client uploading faster than real time is due far in
+// the future. So uploads and floods get what capacity live streams leave, instead of queueing in
+// front of them, and the threadpool queue stays short enough that VAD and decode jobs never wait
+// behind a crowd. (Ordering by how far ahead a job was when queued would ignore its wait since:
+// under overload, a job queued slightly less late than others is overtaken for seconds.)
 //
 // Sustained overload (more live streams than the model keeps up with) would make every stream
 // late together. Instead, once the job furthest behind is more than `maxLagSeconds` past its
@@ -16,18 +16,82 @@
 // run within half that bound at the jobs' measured mean run time; a shed stream sends no more
 // work, so a few such rounds (at most one per SHED_INTERVAL_MS) bring the load under capacity.
 // While shedding, new streams are refused (`overloaded`). Older streams keep real time.
+//
+// With several worker threads, each has a scheduler for its own streams, but the slots are the
+// process's (SchedulerShare, implemented by SharedState): a worker takes a free slot only if no
+// other worker's waiting job is due earlier, so the process runs one earliest-deadline-first
+// queue. Slots split per worker instead would leave one worker's slot idle while the other's
+// queue, holding more of the streams, fell seconds behind. A worker learns that another freed a
+// slot by retrying every RETRY_MS while its jobs wait.
 import { TaskFailure } from '../tasks.js';
 
 /** Sheds at most one stream per interval: each shed frees capacity the queue needs time to show. */
 const SHED_INTERVAL_MS = 200;
 /** New streams are refused this long after the last shed. */
 const REFUSE_AFTER_SHED_MS = 2000;
+/** How often a scheduler whose jobs wait looks for a slot another worker freed. */
+const RETRY_MS = 2;
 
-/** Where the time of the latest shed is kept, for refusing new streams after it: the scheduler's
- *  own by default; the process's (SharedState) with several workers, which share one threadpool. */
-export interface ShedRecord {
+/** What the schedulers of one process share: its model-job slots, each scheduler's earliest
+ *  waiting deadline, and the time of the latest shed (new streams are refused after it). */
+export interface SchedulerShare {
+  /** Schedulers sharing the slots (worker threads). */
+  readonly parties: number;
+  /** Takes one of `slots` slots, unless none is free or another party's waiting job is due
+   *  before `due` (ms on the schedulers' common clock). */
+  tryAcquire(party: number, due: number, slots: number): boolean;
+  release(): void;
+  /** The party's earliest waiting deadline (Infinity: nothing waits). */
+  publish(party: number, due: number): void;
   markShed(): void;
   msSinceShed(): number;
+}
+
+/** One scheduler alone (one worker thread, tests). */
+export class LocalShare implements SchedulerShare {
+  readonly parties = 1;
+  private taken = 0;
+  private shedAt = -Infinity;
+
+  constructor(private readonly now: () => number = epochNow) {}
+
+  tryAcquire(_party: number, _due: number, slots: number): boolean {
+    if (this.taken >= slots) return false;
+    this.taken++;
+    return true;
+  }
+
+  release(): void {
+    this.taken--;
+  }
+
+  publish(): void {}
+
+  markShed(): void {
+    this.shedAt = this.now();
+  }
+
+  msSinceShed(): number {
+    return this.now() - this.shedAt;
+  }
+}
+
+/** Milliseconds on a clock every thread of the process reads alike (performance.now() alone
+ *  starts at each thread's own origin). */
+function epochNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export interface SchedulerOptions {
+  /** Model jobs running at once in the process. */
+  slots: number;
+  /** 0 (default): never shed. */
+  maxLagSeconds?: number;
+  /** The schedulers' common clock, in ms. */
+  now?: () => number;
+  share?: SchedulerShare;
+  /** This scheduler's index among the share's parties. */
+  party?: number;
 }
 
 /** Which stream a job belongs to: the youngest is shed first. */
@@ -46,22 +110,24 @@ interface Entry {
 
 export class InferenceScheduler {
   private readonly heap: Entry[] = [];
-  private running = 0;
   private seq = 0;
   private lastShedAt = -Infinity;
   // Mean run time of a job (exponentially weighted), to tell how long the waiting jobs will take.
   private meanRunMs = 0;
+  private retry: NodeJS.Timeout | undefined;
+  private readonly slots: number;
+  private readonly maxLagSeconds: number;
+  private readonly now: () => number;
+  private readonly share: SchedulerShare;
+  private readonly party: number;
 
-  constructor(
-    private readonly slots: number,
-    /** 0: never shed. */
-    private readonly maxLagSeconds = 0,
-    private readonly now: () => number = () => performance.now(),
-    private readonly shedRecord: ShedRecord = {
-      markShed: () => { this.lastShedAt = this.now(); },
-      msSinceShed: () => this.now() - this.lastShedAt,
-    },
-  ) {}
+  constructor(options: SchedulerOptions) {
+    this.slots = options.slots;
+    this.maxLagSeconds = options.maxLagSeconds ?? 0;
+    this.now = options.now ?? epochNow;
+    this.share = options.share ?? new LocalShare(this.now);
+    this.party = options.party ?? 0;
+  }
 
   /** Jobs waiting for a slot. */
   get waiting(): number {
@@ -70,7 +136,7 @@ export class InferenceScheduler {
 
   /** Shedding streams now: new ones should be refused (OVERLOADED). */
   get overloaded(): boolean {
-    return this.shedRecord.msSinceShed() < REFUSE_AFTER_SHED_MS;
+    return this.share.msSinceShed() < REFUSE_AFTER_SHED_MS;
   }
 
   /**
@@ -120,15 +186,22 @@ export class InferenceScheduler {
   }
 
   private release(): void {
-    this.running--;
+    this.share.release();
     this.dispatch();
   }
 
   private dispatch(): void {
     this.shedIfOverloaded();
-    while (this.running < this.slots && this.heap.length > 0) {
-      this.running++;
+    while (this.heap.length > 0 && this.share.tryAcquire(this.party, this.heap[0]!.due, this.slots)) {
       this.pop().start();
+    }
+    const top = this.heap[0];
+    this.share.publish(this.party, top ? top.due : Infinity);
+    if (top && this.share.parties > 1 && this.retry === undefined) {
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        this.dispatch();
+      }, RETRY_MS); // not unref'd: jobs are waiting
     }
   }
 
@@ -149,7 +222,8 @@ export class InferenceScheduler {
     // One stream alone behind real time is BACKLOG's to handle: shedding protects other streams.
     if (byStream.size < 2) return;
     const youngestFirst = [...byStream.keys()].sort((a, b) => b.startedAt - a.startedAt);
-    const drainMs = (jobs: number): number => (jobs * this.meanRunMs) / this.slots;
+    // This worker's jobs get about its share of the process's slots.
+    const drainMs = (jobs: number): number => (jobs * this.meanRunMs * this.share.parties) / this.slots;
     const shed = new Set<StreamKey>();
     let left = this.heap.length;
     for (const stream of youngestFirst) {
@@ -159,7 +233,7 @@ export class InferenceScheduler {
       left -= byStream.get(stream)!.length;
     }
     this.lastShedAt = now;
-    this.shedRecord.markShed();
+    this.share.markShed();
     const failure = new TaskFailure('OVERLOADED', `the server is over capacity: audio waits more than ${this.maxLagSeconds} s for the model; the youngest streams are shed`, false);
     const kept = this.heap.filter((e) => !shed.has(e.stream));
     const dropped = this.heap.filter((e) => shed.has(e.stream));

@@ -15,7 +15,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 
 describe('inference scheduler', () => {
   it('runs at most `slots` jobs at once', async () => {
-    const scheduler = new InferenceScheduler(2);
+    const scheduler = new InferenceScheduler({ slots: 2 });
     let running = 0;
     let peak = 0;
     const job = async () => {
@@ -32,7 +32,7 @@ describe('inference scheduler', () => {
   });
 
   it('gives the next free slot to the job least ahead of real time, ties in arrival order', async () => {
-    const scheduler = new InferenceScheduler(1);
+    const scheduler = new InferenceScheduler({ slots: 1 });
     const gate = deferred();
     const order: string[] = [];
     const blocker = scheduler.run(0, () => gate.promise, () => false, S);
@@ -45,7 +45,7 @@ describe('inference scheduler', () => {
 
   it('orders by deadline: a job that has waited long goes before a later one that was queued further behind', async () => {
     const clock = { t: 0 };
-    const scheduler = new InferenceScheduler(1, 0, () => clock.t);
+    const scheduler = new InferenceScheduler({ slots: 1, now: () => clock.t });
     const gate = deferred();
     const order: string[] = [];
     const blocker = scheduler.run(0, () => gate.promise, () => false, S);
@@ -60,7 +60,7 @@ describe('inference scheduler', () => {
   });
 
   it('skips a cancelled job without running it, and frees its slot; a failing job rejects and frees its slot', async () => {
-    const scheduler = new InferenceScheduler(1);
+    const scheduler = new InferenceScheduler({ slots: 1 });
     let ran = false;
     assert.equal(await scheduler.run(0, () => { ran = true; return Promise.resolve(); }, () => true, S), undefined);
     assert.equal(ran, false);
@@ -73,7 +73,7 @@ describe('inference scheduler', () => {
     // A clock the test moves: lag is measured against it.
     function setup(maxLag: number): { scheduler: InferenceScheduler; clock: { t: number }; gate: ReturnType<typeof deferred> } {
       const clock = { t: 0 };
-      const scheduler = new InferenceScheduler(1, maxLag, () => clock.t);
+      const scheduler = new InferenceScheduler({ slots: 1, maxLagSeconds: maxLag, now: () => clock.t });
       return { scheduler, clock, gate: deferred() };
     }
 
@@ -141,12 +141,45 @@ describe('inference scheduler', () => {
       assert.deepEqual(await Promise.all(late), [1, 2]);
     });
 
+    it('workers share the process\'s slots, earliest deadline first across them (one SharedState buffer)', async () => {
+      const buffer = new SharedState(2).buffer;
+      const [a, b] = [new SharedState(2, buffer), new SharedState(2, buffer)];
+      const clock = { t: 10_000 };
+      const inA = new InferenceScheduler({ slots: 1, now: () => clock.t, share: a, party: 0 });
+      const inB = new InferenceScheduler({ slots: 1, now: () => clock.t, share: b, party: 1 });
+      const order: string[] = [];
+      let running = 0;
+      let peak = 0;
+      const job = (name: string) => async () => {
+        running++;
+        peak = Math.max(peak, running);
+        order.push(name);
+        await new Promise((r) => setTimeout(r, 5));
+        running--;
+      };
+      const gate = deferred();
+      const blocker = inA.run(0, () => gate.promise, () => false, S); // the process's one slot
+      const waiting = [
+        inA.run(-0.5, job('A, 0.5 s behind'), () => false, S),
+        inB.run(-1, job('B, 1 s behind'), () => false, S),
+        inA.run(-0.2, job('A, 0.2 s behind'), () => false, S),
+      ];
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(order, [], 'no slot for B while A holds the only one');
+      gate.resolve();
+      await Promise.all([blocker, ...waiting]);
+      assert.deepEqual(order, ['B, 1 s behind', 'A, 0.5 s behind', 'A, 0.2 s behind'], 'A leaves the slot it freed to B, whose job is due first');
+      assert.equal(peak, 1);
+      assert.equal(a.tryAcquire(0, 0, 1), true, 'every slot was given back');
+      a.release();
+    });
+
     it('a shed in one worker refuses new streams in every worker (one SharedState buffer)', async () => {
       const buffer = new SharedState(2).buffer; // the primary's; each worker wraps it in its own view
       const [a, b] = [new SharedState(2, buffer), new SharedState(2, buffer)];
       const clock = { t: 0 };
-      const inA = new InferenceScheduler(1, 1, () => clock.t, a);
-      const inB = new InferenceScheduler(1, 1, () => clock.t, b);
+      const inA = new InferenceScheduler({ slots: 1, maxLagSeconds: 1, now: () => clock.t, share: a, party: 0 });
+      const inB = new InferenceScheduler({ slots: 1, maxLagSeconds: 1, now: () => clock.t, share: b, party: 1 });
       assert.equal(b.msSinceShed(), Infinity);
       const gate = deferred();
       const blocker = inA.run(0, () => gate.promise, () => false, { startedAt: 0 });
