@@ -4,7 +4,7 @@
 // One SharedArrayBuffer, created by the primary and handed to each worker; with WORKERS=1 the
 // same object lives in the one thread.
 
-import type { SchedulerShare } from '../pipeline/inference-scheduler.js';
+import { DEFER_MS, type SchedulerShare } from '../pipeline/inference-scheduler.js';
 
 const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, ModelJobs: 4, Count: 5 } as const;
 const TIMES_AT = 24; // after the ints, 8-byte aligned
@@ -35,7 +35,7 @@ export class SharedState implements SchedulerShare {
 
   tryAcquire(party: number, due: number, slots: number): boolean {
     for (let w = 0; w < this.workers; w++) {
-      if (w !== party && this.tops[w]! < due) return false; // another worker's job is due first
+      if (w !== party && this.tops[w]! < due - DEFER_MS) return false; // another worker's job is due first
     }
     if (Atomics.add(this.ints, Slot.ModelJobs, 1) < slots) return true;
     Atomics.sub(this.ints, Slot.ModelJobs, 1);

@@ -18,11 +18,12 @@
 // While shedding, new streams are refused (`overloaded`). Older streams keep real time.
 //
 // With several worker threads, each has a scheduler for its own streams, but the slots are the
-// process's (SchedulerShare, implemented by SharedState): a worker takes a free slot only if no
-// other worker's waiting job is due earlier, so the process runs one earliest-deadline-first
-// queue. Slots split per worker instead would leave one worker's slot idle while the other's
-// queue, holding more of the streams, fell seconds behind. A worker learns that another freed a
-// slot by retrying every RETRY_MS while its jobs wait.
+// process's (SchedulerShare, implemented by SharedState): a worker takes a free slot unless
+// another worker's waiting job is due more than DEFER_MS earlier, so the process runs about one
+// earliest-deadline-first queue. Slots split per worker instead would leave one worker's slot
+// idle while the other's queue, holding more of the streams, fell seconds behind. A worker learns
+// that another freed a slot by retrying every RETRY_MS while its jobs wait; deferring only to a
+// job DEFER_MS more urgent keeps that handoff off the path of short jobs that are all on time.
 import { TaskFailure } from '../tasks.js';
 
 /** Sheds at most one stream per interval: each shed frees capacity the queue needs time to show. */
@@ -31,6 +32,8 @@ const SHED_INTERVAL_MS = 200;
 const REFUSE_AFTER_SHED_MS = 2000;
 /** How often a scheduler whose jobs wait looks for a slot another worker freed. */
 const RETRY_MS = 2;
+/** A worker leaves a free slot to another whose waiting job is due this much earlier. */
+export const DEFER_MS = 100;
 
 /** What the schedulers of one process share: its model-job slots, each scheduler's earliest
  *  waiting deadline, and the time of the latest shed (new streams are refused after it). */
@@ -38,7 +41,7 @@ export interface SchedulerShare {
   /** Schedulers sharing the slots (worker threads). */
   readonly parties: number;
   /** Takes one of `slots` slots, unless none is free or another party's waiting job is due
-   *  before `due` (ms on the schedulers' common clock). */
+   *  more than DEFER_MS before `due` (ms on the schedulers' common clock). */
   tryAcquire(party: number, due: number, slots: number): boolean;
   release(): void;
   /** The party's earliest waiting deadline (Infinity: nothing waits). */

@@ -1,7 +1,7 @@
 // The model-job scheduler: bounded concurrency, live audio before audio ahead of real time.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { InferenceScheduler, type StreamKey } from '../../src/pipeline/inference-scheduler.js';
+import { DEFER_MS, InferenceScheduler, type StreamKey } from '../../src/pipeline/inference-scheduler.js';
 import { TaskFailure } from '../../src/tasks.js';
 import { SharedState } from '../../src/cluster/shared-state.js';
 
@@ -172,6 +172,14 @@ describe('inference scheduler', () => {
       assert.equal(peak, 1);
       assert.equal(a.tryAcquire(0, 0, 1), true, 'every slot was given back');
       a.release();
+
+      // Within DEFER_MS of each other, a worker keeps the slot it freed: no handoff for jobs
+      // that are all about on time.
+      b.publish(1, clock.t - 150);
+      assert.equal(a.tryAcquire(0, clock.t - 100, 1), true, `B's job is only 50 ms more urgent (DEFER_MS ${DEFER_MS})`);
+      a.release();
+      assert.equal(a.tryAcquire(0, clock.t - 100 + DEFER_MS + 1, 1), false, 'B\'s job is more than DEFER_MS more urgent');
+      b.publish(1, Infinity);
     });
 
     it('a shed in one worker refuses new streams in every worker (one SharedState buffer)', async () => {
