@@ -106,7 +106,7 @@ export class SharedState implements SchedulerShare {
     return at > 0 ? at : undefined;
   }
 
-  /** A worker's inference scheduler shed streams (see ShedRecord). */
+  /** A worker's inference scheduler shed streams (see SchedulerShare). */
   markShed(now = Date.now()): void {
     if (now > this.times[1]!) this.times[1] = now;
   }
