@@ -51,7 +51,7 @@ export interface SchedulerShare {
 }
 
 /** One scheduler alone (one worker thread, tests). */
-export class LocalShare implements SchedulerShare {
+class LocalShare implements SchedulerShare {
   readonly parties = 1;
   private taken = 0;
   private shedAt = -Infinity;
