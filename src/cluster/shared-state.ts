@@ -37,9 +37,7 @@ export class SharedState implements SchedulerShare {
     for (let w = 0; w < this.workers; w++) {
       if (w !== party && this.tops[w]! < due - DEFER_MS) return false; // another worker's job is due first
     }
-    if (Atomics.add(this.ints, Slot.ModelJobs, 1) < slots) return true;
-    Atomics.sub(this.ints, Slot.ModelJobs, 1);
-    return false;
+    return this.take(Slot.ModelJobs, slots);
   }
 
   release(): void {
@@ -52,8 +50,13 @@ export class SharedState implements SchedulerShare {
 
   /** Takes a connection slot unless `max` are taken; false when the process is at its limit. */
   tryConnect(max: number): boolean {
-    if (Atomics.add(this.ints, Slot.Connections, 1) < max) return true;
-    Atomics.sub(this.ints, Slot.Connections, 1);
+    return this.take(Slot.Connections, max);
+  }
+
+  /** Counts one more in `slot` unless `max` are counted already (then leaves it as it was). */
+  private take(slot: number, max: number): boolean {
+    if (Atomics.add(this.ints, slot, 1) < max) return true;
+    Atomics.sub(this.ints, slot, 1);
     return false;
   }
 
