@@ -2,11 +2,11 @@
 // clients stream the fixture (looped: speech with its pauses) at speech speed in 100 ms frames,
 // their starts spread evenly over one fixture length, so that their utterances end at independent
 // moments as independent speakers' do (started within 5 s, as before 2026-11-27, every stream's
-// utterance ended in the same 5 s: a synchronized burst 2.4x the average load); N passes when no stream errs or drops and the p99 lag of its final
-// results stays within the bound (lag = a result's arrival minus the moment the audio at its
-// end_time had been sent; on the simple route every window counts). N steps up until it fails.
-// The load is the client CLI's `load` in its own process, on the same 2 cores as the server: its
-// CPU is reported beside the server's.
+// utterance ended in the same 5 s: a synchronized burst 2.4x the average load); N passes when no
+// stream errs or drops and the p99 lag of its final results stays within the bound (lag = a
+// result's arrival minus the moment the audio at its end_time had been sent; on the simple route
+// every window counts). N steps up until it fails. The load is the client CLI's `load` in its own
+// process, on the same 2 cores as the server: its CPU is reported beside the server's.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { readWav } from '../test/helpers/wav.js';

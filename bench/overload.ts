@@ -131,15 +131,15 @@ try {
   const idle = await probe(port, 2);
   const url = `ws://127.0.0.1:${port}/api/v1/segmented`;
   const flood = (nice: number) => () => runChild('bench/flood-client.ts', [String(port), String(FLOODERS), String(FLOOD_SECONDS)], nice);
-  const traffic: Record<string, () => () => Promise<string>> = {
-    flood: () => flood(0),
-    flood_nice: () => flood(19),
-    '2x_capacity': () => () => runChild('src/cli/main.ts', ['load', '--streams', String(OVER_CAPACITY_STREAMS),
+  const traffic: Record<string, () => Promise<string>> = {
+    flood: flood(0),
+    flood_nice: flood(19),
+    '2x_capacity': () => runChild('src/cli/main.ts', ['load', '--streams', String(OVER_CAPACITY_STREAMS),
       '--ramp-up', '2', '--duration', String(FLOOD_SECONDS), '--real-time', '--chunk-bytes', '3200', '--url', url, path.join(ROOT, 'test/fixtures/two_utterances_16k_mono_s16.wav')]),
   };
   const phases: Record<string, Phase> = {};
-  for (const [name, start] of Object.entries(traffic)) {
-    if (only.length === 0 || only.includes(name)) phases[name] = await phase(port, name, start());
+  for (const [name, run] of Object.entries(traffic)) {
+    if (only.length === 0 || only.includes(name)) phases[name] = await phase(port, name, run);
   }
   console.log(`model ${model}; health while idle: p50 ${percentile(idle, 50).toFixed(1)} ms, p99 ${percentile(idle, 99).toFixed(1)} ms`);
   const judged = phases['flood_nice']?.health_p99_ms ?? NaN;
