@@ -3,10 +3,12 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <system_error>
 
 #include "addon_data.h"
 #include "decode_batch.h"
 #include "executor.h"
+#include "listen_socket.h"
 #include "model_handle.h"
 #include "ort_env.h"
 #include "stream.h"
@@ -103,6 +105,21 @@ Napi::Value SetThreadpoolNiceJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// setListenReceiveBuffer(port, bytes): see listen_socket.h. A start-up call of a few syscalls,
+// so it runs here rather than through the executor.
+Napi::Value SetListenReceiveBufferJs(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) {
+    ThrowCoded(env, "INVALID_ARGUMENT", "setListenReceiveBuffer(port, bytes) needs two numbers");
+  }
+  try {
+    const int set = SetListenReceiveBuffer(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+    return Napi::Number::New(env, set);
+  } catch (const std::system_error& e) {
+    ThrowCoded(env, "SOCKET_OPTION", e.what());
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto data = std::make_unique<AddonData>();
   const Napi::Function task = TaskHandle::Define(env);
@@ -129,6 +146,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("snapshot", Napi::Function::New<Snapshot>(env, "snapshot"));
   exports.Set("recordPanic", Napi::Function::New<RecordPanicJs>(env, "recordPanic"));
   exports.Set("setThreadpoolNice", Napi::Function::New<SetThreadpoolNiceJs>(env, "setThreadpoolNice"));
+  exports.Set("setListenReceiveBuffer", Napi::Function::New<SetListenReceiveBufferJs>(env, "setListenReceiveBuffer"));
   exports.Set("exitProcess", Napi::Function::New<ExitProcess>(env, "exitProcess"));
   return exports;
 }

@@ -269,6 +269,11 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
   listenSocket = socket;
   // The listen socket is a socket: its local port is the one the OS picked for PORT=0.
   const port = uws.us_socket_local_port(socket);
+  // A small receive window is the read pause uWebSockets.js lacks: a client pushing audio far
+  // faster than real time gets at most one buffer per event-loop pass read, instead of megabytes
+  // that stretch the pass (and every health probe behind it), including what it keeps sending
+  // after being closed. Accepted connections inherit the listening socket's buffer.
+  if (config.socketReceiveBuffer > 0) addon.setListenReceiveBuffer(port, config.socketReceiveBuffer);
 
   return {
     port,

@@ -150,6 +150,11 @@ export interface Addon {
   recordPanic(subsystem: Subsystem): void;
   /** The niceness (0-19) threadpool workers take on their first job; 0 leaves them as they are. */
   setThreadpoolNice(nice: number): void;
+  /**
+   * Sets SO_RCVBUF on this process's listening sockets on `port` (connections accepted later
+   * inherit it) and returns how many it set. Throws a coded error (SOCKET_OPTION) on failure.
+   */
+  setListenReceiveBuffer(port: number, bytes: number): number;
   /** Ends the process at once with `code`, worker threads and all (see src/cluster/primary.ts). */
   exitProcess(code: number): never;
 }

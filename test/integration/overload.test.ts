@@ -2,6 +2,8 @@
 // health keeps answering and a live stream keeps getting its results; afterwards the server
 // serves a new stream as if nothing happened. (How fast it answers is measured in bench/overload.ts.)
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { Client, streamFile } from '../helpers/client.js';
@@ -26,7 +28,28 @@ async function flood(url: string): Promise<number> {
   return closed;
 }
 
+/** The kernel's receive buffer (`ss` skmem rb) of the server's side of each connection to `port`. */
+function serverReceiveBuffers(port: number): number[] {
+  const out = execFileSync('ss', ['-tmnH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+  return [...out.matchAll(/\brb(\d+)/g)].map((m) => Number(m[1]));
+}
+
 describe('overload', () => {
+  it('bounds each connection\'s TCP receive buffer at SOCKET_RECEIVE_BUFFER (the default 32 KiB, or as set)', async () => {
+    // Linux doubles SO_RCVBUF for its bookkeeping; rb is the doubled figure.
+    const osDefault = Number(readFileSync('/proc/sys/net/ipv4/tcp_rmem', 'utf8').split(/\s+/)[1]);
+    for (const [env, rb] of [[{}, 2 * 32768], [{ SOCKET_RECEIVE_BUFFER: '20000' }, 40000], [{ SOCKET_RECEIVE_BUFFER: '0' }, osDefault]] as const) {
+      const server = await startServer({ ...env, WORKERS: '2' });
+      try {
+        const clients = await Promise.all(Array.from({ length: 4 }, () => Client.connect(server.url('/api/v1/simple'))));
+        assert.deepEqual(serverReceiveBuffers(server.port), [rb, rb, rb, rb], `every accepted connection, on either worker (${JSON.stringify(env)})`);
+        for (const c of clients) c.ws.terminate();
+      } finally {
+        await server.stop();
+      }
+    }
+  });
+
   it('sheds floods with BACKLOG, keeps health and a live stream served, and recovers', async () => {
     const server = await startServer({ MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 5 }), MAX_BACKLOG_SECONDS: '5' });
     try {
