@@ -146,8 +146,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'stub model options as JSON: delay_ms, constant_factor, jitter, failure_rate, panic_rate, warmup_penalty_ms, seed' },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', help: 'debug, info, warn or error',
     parse: oneOf<LogLevel>('debug', 'info', 'warn', 'error') },
-  { key: 'threads', env: 'THREADS', default: 4, parse: integer(1, 1024),
-    help: 'libuv threadpool workers running native jobs (sets UV_THREADPOOL_SIZE)' },
+  { key: 'threads', env: 'THREADS', default: 4, parse: integer(1, 512),
+    help: 'model jobs run at once (one core each); the libuv threadpool gets twice as many threads (UV_THREADPOOL_SIZE), so decoding and VAD never wait behind inference' },
   { key: 'threadpoolNice', env: 'THREADPOOL_NICE', default: 0, parse: integer(0, 19),
     help: 'CPU niceness of threadpool workers (Linux): above 0, event loops win the CPU when compute saturates the cores (0: same as the loops)' },
   { key: 'workers', env: 'WORKERS', default: 0, parse: integer(0, 256),
@@ -259,6 +259,15 @@ export function settingsTable(): { env: string; flag: string; default: string; h
     default: typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default),
     help: s.help,
   }));
+}
+
+/**
+ * The libuv threadpool's size: THREADS threads for model jobs and as many for the short decode
+ * and VAD jobs (their slots add up to about THREADS across the workers), which would otherwise
+ * queue behind inference in the pool's one FIFO queue.
+ */
+export function threadpoolSize(config: Config): number {
+  return 2 * config.threads;
 }
 
 /** The worker threads to run: WORKERS, or one per core the process may use when it is 0. */

@@ -1,7 +1,7 @@
 // `npm start`: read the settings, size the threadpool, serve until SIGINT/SIGTERM. With one
 // worker the server runs on this thread; with more, this thread is the primary of N worker
 // threads sharing the port (src/cluster/primary.ts).
-import { ConfigError, helpText, loadConfig, workerCount, type Config } from './config.js';
+import { ConfigError, helpText, loadConfig, threadpoolSize, workerCount, type Config } from './config.js';
 import { Logger } from './log.js';
 
 const argv = process.argv.slice(2);
@@ -19,9 +19,15 @@ try {
   process.exit(2);
 }
 
-// libuv sizes its pool when the first job is queued; nothing has queued one yet, because the
-// addon and the server are loaded below, after this line. Worker threads share this one pool.
-process.env.UV_THREADPOOL_SIZE = String(config.threads);
+// libuv sizes its pool (shared by the worker threads) from UV_THREADPOOL_SIZE when the first job
+// is queued, and Node's ESM loader queued one (an async file read) before this module ran. So
+// when the variable is not already right, the process replaces itself (execv: same pid, same
+// arguments) with it set; the new image starts its pool at the right size.
+const poolSize = String(threadpoolSize(config));
+if (process.env.UV_THREADPOOL_SIZE !== poolSize) {
+  process.env.UV_THREADPOOL_SIZE = poolSize;
+  (await import('./native/binding.js')).addon.reexec([process.execPath, ...process.execArgv, ...process.argv.slice(1)]);
+}
 const log = new Logger(config.logLevel);
 let tracing: typeof import('./tracing.js');
 try {

@@ -1,7 +1,7 @@
 // The uWebSockets.js app: WebSocket routes, health, metrics. Routing, JSON and byte copies only:
 // everything heavier runs natively on the threadpool.
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
-import type { Config } from './config.js';
+import { threadpoolSize, type Config } from './config.js';
 import type { Logger } from './log.js';
 import type { SharedState } from './cluster/shared-state.js';
 import { Metrics } from './metrics/registry.js';
@@ -101,7 +101,7 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
 export async function startServer(config: Config, log: Logger, place: ServerPlace): Promise<Server> {
   const { shared } = place;
   const metrics = new Metrics({
-    worker: place.worker, shared, processFamilies: place.scrape ? undefined : { threadpoolSize: config.threads },
+    worker: place.worker, shared, processFamilies: place.scrape ? undefined : { threadpoolSize: threadpoolSize(config) },
   });
   const scrape = place.scrape ?? (() => metrics.scrape());
   onPanic(() => shared.panicked());

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, Registry } from 'prom-client';
-import type { Config } from '../config.js';
+import { threadpoolSize, type Config } from '../config.js';
 import { registerProcessFamilies } from '../metrics/registry.js';
 import { addon } from '../native/binding.js';
 import type { MetricsJson, PrimaryMessage, WorkerData, WorkerMessage } from './messages.js';
@@ -50,7 +50,7 @@ function workerEntry(): URL {
 export async function startPrimary(config: Config, workers: number): Promise<Primary> {
   const shared = new SharedState(workers);
   const processRegistry = new Registry();
-  const native = registerProcessFamilies(processRegistry, config.threads);
+  const native = registerProcessFamilies(processRegistry, threadpoolSize(config));
   const handles: Handle[] = [];
   const collections = new Map<number, Collection>();
   let nextCollection = 0;

@@ -155,6 +155,8 @@ export interface Addon {
    * inherit it) and returns how many it set. Throws a coded error (SOCKET_OPTION) on failure.
    */
   setListenReceiveBuffer(port: number, bytes: number): number;
+  /** Replaces the process image with `argv[0]` run on `argv` (same pid and environment); throws only on failure (EXEC_FAILED). */
+  reexec(argv: string[]): never;
   /** Ends the process at once with `code`, worker threads and all (see src/cluster/primary.ts). */
   exitProcess(code: number): never;
 }

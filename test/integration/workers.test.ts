@@ -2,6 +2,7 @@
 // the connection limit, health and /metrics are the process's.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Client, streamFile } from '../helpers/client.js';
 import { scrapeMetrics } from '../helpers/metrics.js';
@@ -38,7 +39,7 @@ describe('worker threads', () => {
     const m = await scrapeMetrics(server.http('/metrics'));
     assert.equal(m.get('models_loaded{kind="speech"}'), 1);
     assert.equal(m.get('models_loaded{kind="vad"}'), 1);
-    assert.equal(m.get('threadpool_size'), 4, 'one threadpool, reported once');
+    assert.equal(m.get('threadpool_size'), 8, 'one threadpool (2 × THREADS), reported once');
     const h = await health(server);
     assert.equal(h['workers'], 3);
     assert.equal(h['ready'], true);
@@ -64,6 +65,20 @@ describe('worker threads', () => {
 });
 
 describe('worker threads: limits and shutdown', () => {
+  it('sizes the one threadpool at 2 × THREADS, though the module loader started it before main ran', async () => {
+    // libuv starts every pool thread with the first job; count the process's threads once ready.
+    const threads = async (n: number): Promise<number> => {
+      const server = await startServer({ MODEL: 'stub', WORKERS: '2', THREADS: String(n) });
+      try {
+        assert.equal((await scrapeMetrics(server.http('/metrics'))).get('threadpool_size'), 2 * n);
+        return readdirSync(`/proc/${server.process.pid}/task`).length;
+      } finally {
+        await server.stop();
+      }
+    };
+    assert.equal(await threads(3) - await threads(1), 4, '6 pool threads against 2; nothing else depends on THREADS');
+  });
+
   it('holds MAX_CONNECTIONS across all workers', async () => {
     const server = await startServer({ MODEL: 'stub', WORKERS: '2', MAX_CONNECTIONS: '5' });
     try {
