@@ -146,8 +146,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'stub model options as JSON: delay_ms, constant_factor, jitter, failure_rate, panic_rate, warmup_penalty_ms, seed' },
   { key: 'logLevel', env: 'LOG_LEVEL', default: 'info', help: 'debug, info, warn or error',
     parse: oneOf<LogLevel>('debug', 'info', 'warn', 'error') },
-  { key: 'threads', env: 'THREADS', default: 4, parse: integer(1, 512),
-    help: 'model jobs run at once (one core each); the libuv threadpool gets twice as many threads (UV_THREADPOOL_SIZE), so decoding and VAD never wait behind inference' },
+  { key: 'threads', env: 'THREADS', default: 0, parse: integer(0, 512),
+    help: 'model jobs run at once, one core each (0: one per core, within a cgroup CPU limit); the libuv threadpool gets twice as many threads (UV_THREADPOOL_SIZE), so decoding and VAD never wait behind inference' },
   { key: 'threadpoolNice', env: 'THREADPOOL_NICE', default: 0, parse: integer(0, 19),
     help: 'CPU niceness of threadpool workers (Linux): above 0, event loops win the CPU when compute saturates the cores (0: same as the loops)' },
   { key: 'workers', env: 'WORKERS', default: 0, parse: integer(0, 256),
@@ -242,6 +242,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
     }
   }
   const result = config as unknown as Config;
+  if (result.threads === 0) result.threads = cpuBudget();
   if (result.vadEndThreshold > result.vadStartThreshold) {
     throw new ConfigError(`VAD_END_THRESHOLD (${result.vadEndThreshold}) must be at most VAD_START_THRESHOLD (${result.vadStartThreshold})`);
   }

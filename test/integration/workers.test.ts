@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { cpuBudget } from '../../src/cpu-budget.js';
 import { Client, streamFile } from '../helpers/client.js';
 import { scrapeMetrics } from '../helpers/metrics.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -39,7 +40,7 @@ describe('worker threads', () => {
     const m = await scrapeMetrics(server.http('/metrics'));
     assert.equal(m.get('models_loaded{kind="speech"}'), 1);
     assert.equal(m.get('models_loaded{kind="vad"}'), 1);
-    assert.equal(m.get('threadpool_size'), 8, 'one threadpool (2 × THREADS), reported once');
+    assert.equal(m.get('threadpool_size'), 2 * cpuBudget(), 'one threadpool (2 × THREADS, one per core by default), reported once');
     const h = await health(server);
     assert.equal(h['workers'], 3);
     assert.equal(h['ready'], true);

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { ConfigError, DEFAULT_STUB, loadConfig, settingsTable } from '../../src/config.js';
+import { ConfigError, DEFAULT_STUB, loadConfig, settingsTable, threadpoolSize } from '../../src/config.js';
+import { cpuBudget } from '../../src/cpu-budget.js';
 import { runMain } from '../helpers/server.js';
 
 describe('config', () => {
@@ -13,6 +14,13 @@ describe('config', () => {
     assert.equal(config.model, 'moonshine-tiny');
     assert.deepEqual(config.stub, DEFAULT_STUB);
     assert.equal(config.maxChannels, 8);
+  });
+
+  it('runs one model job per core by default (THREADS=0), and THREADS when set', () => {
+    assert.equal(loadConfig({}, []).threads, cpuBudget());
+    assert.equal(loadConfig({ THREADS: '0' }, []).threads, cpuBudget());
+    assert.equal(loadConfig({ THREADS: '3' }, []).threads, 3);
+    assert.equal(threadpoolSize(loadConfig({ THREADS: '3' }, [])), 6, 'the threadpool: as many threads again for decode and VAD');
   });
 
   it('reads environment variables, and flags win over them', () => {
