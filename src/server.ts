@@ -273,7 +273,9 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
   // faster than real time gets at most one buffer per event-loop pass read, instead of megabytes
   // that stretch the pass (and every health probe behind it), including what it keeps sending
   // after being closed. Accepted connections inherit the listening socket's buffer.
-  if (config.socketReceiveBuffer > 0) addon.setListenReceiveBuffer(port, config.socketReceiveBuffer);
+  if (config.socketReceiveBuffer > 0 && addon.setListenReceiveBuffer(port, config.socketReceiveBuffer) === 0) {
+    log.warn('no listening socket found to set SOCKET_RECEIVE_BUFFER on: connections keep the OS default', { port });
+  }
 
   return {
     port,
