@@ -9,6 +9,9 @@ import { readWav, startMessage } from '../test/helpers/wav.js';
 
 const [port, clients, seconds] = process.argv.slice(2).map(Number) as [number, number, number];
 const wav = readWav('two_utterances_16k_mono_s16.wav');
+// FLOOD_FRAME_BYTES cuts the fixture into frames of that size (default: the whole fixture, 11.8 s, per frame).
+const frameBytes = Number(process.env['FLOOD_FRAME_BYTES'] || wav.data.length);
+const frames = Array.from({ length: Math.ceil(wav.data.length / frameBytes) }, (_, k) => wav.data.subarray(k * frameBytes, (k + 1) * frameBytes));
 
 async function flood(until: number, closes: Map<number, number>): Promise<void> {
   while (performance.now() < until) {
@@ -20,7 +23,7 @@ async function flood(until: number, closes: Map<number, number>): Promise<void> 
     if (opened) {
       ws.send(startMessage(wav));
       while (ws.readyState === WebSocket.OPEN && performance.now() < until) {
-        if (ws.bufferedAmount < 1 << 20) ws.send(wav.data);
+        if (ws.bufferedAmount < 1 << 20) for (const frame of frames) ws.send(frame);
         await new Promise((r) => setTimeout(r, 1));
       }
       if (ws.readyState === WebSocket.OPEN) ws.terminate();

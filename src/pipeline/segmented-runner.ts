@@ -19,9 +19,15 @@ export interface SegmentedRunnerOptions extends RunnerOptions {
 const ms = (v: number): number => Math.round((v * SAMPLE_RATE) / 1000);
 const MAX_VAD_REQUEST = SAMPLE_RATE; // one second, 31 windows
 
-/** The audio of one channel since `start` (stream samples), growing at the end, trimmed at the front. */
+/**
+ * The audio of one channel since `start` (stream samples), growing at the end, trimmed at the
+ * front. It also holds audio still waiting for the VAD, up to MAX_BACKLOG_SECONDS: trimming
+ * only moves `head`, and the held samples move to the buffer's front when appending would
+ * otherwise grow it, so each sample is copied a bounded number of times however much is held.
+ */
 class AudioHistory {
   private buffer = new Float32Array(SAMPLE_RATE * 4);
+  private head = 0; // buffer index of stream sample `start`
   private length = 0;
   start = 0;
 
@@ -30,20 +36,28 @@ class AudioHistory {
   }
 
   append(samples: Float32Array): void {
-    if (this.length + samples.length > this.buffer.length) {
-      const grown = new Float32Array(Math.max(this.buffer.length * 2, this.length + samples.length));
-      grown.set(this.buffer.subarray(0, this.length));
-      this.buffer = grown;
+    if (this.head + this.length + samples.length > this.buffer.length) {
+      const needed = this.length + samples.length;
+      // Grow only when the held audio fills at least half of the buffer; otherwise compact.
+      const target = needed * 2 > this.buffer.length ? Math.max(this.buffer.length * 2, needed) : this.buffer.length;
+      const held = this.buffer.subarray(this.head, this.head + this.length);
+      if (target === this.buffer.length) {
+        this.buffer.copyWithin(0, this.head, this.head + this.length);
+      } else {
+        const grown = new Float32Array(target);
+        grown.set(held);
+        this.buffer = grown;
+      }
+      this.head = 0;
     }
-    this.buffer.set(samples, this.length);
+    this.buffer.set(samples, this.head + this.length);
     this.length += samples.length;
   }
 
   /** Forgets everything before stream sample `from`. */
   trimTo(from: number): void {
     const drop = Math.min(Math.max(0, from - this.start), this.length);
-    if (drop === 0) return;
-    this.buffer.copyWithin(0, drop, this.length);
+    this.head += drop;
     this.length -= drop;
     this.start += drop;
   }
@@ -52,7 +66,7 @@ class AudioHistory {
   slice(from: number, to: number): Float32Array {
     const a = Math.max(from, this.start) - this.start;
     const b = Math.min(to, this.end) - this.start;
-    return this.buffer.slice(a, Math.max(a, b));
+    return this.buffer.slice(this.head + a, this.head + Math.max(a, b));
   }
 }
 
@@ -138,10 +152,7 @@ class SegmentedChannel {
     // At most MAX_VAD_REQUEST of audio per request: one VAD batch serves every stream at once, so a
     // client that sent minutes of audio in one go must not make the batch (and every live stream
     // in it) wait for all of it. The rest goes in the next request.
-    const all = this.pending.length === 1 ? this.pending[0]! : concat(this.pending, this.pendingSamples);
-    const audio = all.length > MAX_VAD_REQUEST ? all.subarray(0, MAX_VAD_REQUEST) : all;
-    this.pending = audio === all ? [] : [all.subarray(MAX_VAD_REQUEST)];
-    this.pendingSamples = all.length - audio.length;
+    const audio = this.takeVadRequest();
     this.vadInFlight = true;
     // A VAD batch serves many streams: this stream's span sums how long its requests waited.
     const asked = performance.now();
@@ -167,6 +178,30 @@ class SegmentedChannel {
         if (!this.closed) this.options.fail(failure);
         this.wake();
       });
+  }
+
+  /** The next MAX_VAD_REQUEST samples (or fewer) from the front of `pending`, copying only what
+   *  it takes: a backlog of many seconds is not copied again for each second the VAD is sent. */
+  private takeVadRequest(): Float32Array {
+    const first = this.pending[0]!;
+    const n = Math.min(this.pendingSamples, MAX_VAD_REQUEST);
+    this.pendingSamples -= n;
+    if (first.length >= n) { // within one chunk: a view, no copy
+      if (first.length === n) this.pending.shift();
+      else this.pending[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = new Float32Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.pending[0]!;
+      const k = Math.min(chunk.length, n - filled);
+      out.set(chunk.subarray(0, k), filled);
+      filled += k;
+      if (k === chunk.length) this.pending.shift();
+      else this.pending[0] = chunk.subarray(k);
+    }
+    return out;
   }
 
   private handle(events: SpeechEvent[]): void {
@@ -215,16 +250,6 @@ class SegmentedChannel {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
-}
-
-function concat(parts: Float32Array[], total: number): Float32Array {
-  const out = new Float32Array(total);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }
 
 export class SegmentedRunner implements Runner {
