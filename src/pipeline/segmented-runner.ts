@@ -38,15 +38,13 @@ class AudioHistory {
   append(samples: Float32Array): void {
     if (this.head + this.length + samples.length > this.buffer.length) {
       const needed = this.length + samples.length;
-      // Grow only when the held audio fills at least half of the buffer; otherwise compact.
-      const target = needed * 2 > this.buffer.length ? Math.max(this.buffer.length * 2, needed) : this.buffer.length;
-      const held = this.buffer.subarray(this.head, this.head + this.length);
-      if (target === this.buffer.length) {
-        this.buffer.copyWithin(0, this.head, this.head + this.length);
-      } else {
-        const grown = new Float32Array(target);
-        grown.set(held);
+      // Grow when the held audio would fill more than half of the buffer; otherwise compact.
+      if (needed * 2 > this.buffer.length) {
+        const grown = new Float32Array(Math.max(this.buffer.length * 2, needed));
+        grown.set(this.buffer.subarray(this.head, this.head + this.length));
         this.buffer = grown;
+      } else {
+        this.buffer.copyWithin(0, this.head, this.head + this.length);
       }
       this.head = 0;
     }
