@@ -8,6 +8,7 @@
 #include "models/stub.h"
 #include "process_cache.h"
 #include "task.h"
+#include "task_metrics.h"
 
 namespace speech {
 namespace {
@@ -85,12 +86,55 @@ class RunJob final : public Job {
   ModelOutput out_;
 };
 
+// Many utterances, possibly of many streams, in one job: the model batches what it can.
+class RunBatchJob final : public Job {
+ public:
+  RunBatchJob(std::shared_ptr<Model> model, std::vector<ModelInput> inputs)
+      : model_(std::move(model)), inputs_(std::move(inputs)) {}
+  void Execute() override {
+    results_ = model_->RunBatch(inputs_);
+    // Each failed item counts as a failed (or panicked) model job would have.
+    for (const ModelResult& r : results_) {
+      if (r.panicked) TaskMetrics::Get().Panicked(Subsystem::kInference);
+      else if (!r.error_code.empty()) TaskMetrics::Get().Failed(Subsystem::kInference);
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Array items = Napi::Array::New(env, results_.size());
+    for (std::size_t i = 0; i < results_.size(); ++i) {
+      const ModelResult& r = results_[i];
+      if (!r.error_code.empty()) {
+        Napi::Error error = Napi::Error::New(env, r.error_message);
+        error.Set("code", Napi::String::New(env, r.error_code));
+        items.Set(static_cast<std::uint32_t>(i), error.Value());
+        continue;
+      }
+      Napi::Object item = Napi::Object::New(env);
+      if (r.output.count) item.Set("count", Napi::Number::New(env, static_cast<double>(*r.output.count)));
+      if (r.output.text) item.Set("text", Napi::String::New(env, *r.output.text));
+      Napi::Int32Array ids = Napi::Int32Array::New(env, r.output.ids.size());
+      for (std::size_t k = 0; k < r.output.ids.size(); ++k) ids[k] = static_cast<std::int32_t>(r.output.ids[k]);
+      item.Set("ids", ids);
+      items.Set(static_cast<std::uint32_t>(i), item);
+    }
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("items", items);
+    return result;
+  }
+
+ private:
+  std::shared_ptr<Model> model_;
+  std::vector<ModelInput> inputs_;  // samples pinned by the executor; drafts copied
+  std::vector<ModelResult> results_;
+};
+
 }  // namespace
 
 std::size_t LoadedModelCount() { return LoadedModels().Live(); }
 
 Napi::Function ModelHandle::Define(Napi::Env env) {
-  return DefineClass(env, "Model", {InstanceMethod<&ModelHandle::Run>("run")});
+  return DefineClass(env, "Model", {InstanceMethod<&ModelHandle::Run>("run"),
+                                    InstanceMethod<&ModelHandle::RunBatch>("runBatch")});
 }
 
 ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
@@ -108,6 +152,38 @@ Napi::Value ModelHandle::Run(const Napi::CallbackInfo& info) {
   return Submit(env, task.state(), info[0].As<Napi::Object>(),
                 std::make_unique<RunJob>(model_, samples.Data(), samples.ElementLength()),
                 {Value(), samples});
+}
+
+Napi::Value ModelHandle::RunBatch(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  TaskHandle& task = TaskHandle::FromFirstArg(info);
+  if (!info[1].IsArray() || !info[2].IsArray() ||
+      info[1].As<Napi::Array>().Length() != info[2].As<Napi::Array>().Length() || info[1].As<Napi::Array>().Length() == 0) {
+    ThrowCoded(env, "INVALID_ARGUMENT", "runBatch(task, samples[], drafts[]) needs two arrays of one non-zero length");
+  }
+  const Napi::Array samples = info[1].As<Napi::Array>();
+  const Napi::Array drafts = info[2].As<Napi::Array>();
+  std::vector<ModelInput> inputs(samples.Length());
+  std::vector<Napi::Value> pins{Value()};
+  for (std::uint32_t i = 0; i < samples.Length(); ++i) {
+    const Napi::Value s = samples.Get(i);
+    if (!s.IsTypedArray() || s.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      ThrowCoded(env, "INVALID_ARGUMENT", "runBatch: every item's samples must be a Float32Array of 16 kHz samples");
+    }
+    const Napi::Float32Array f = s.As<Napi::Float32Array>();
+    inputs[i].samples = f.Data();
+    inputs[i].count = f.ElementLength();
+    pins.push_back(s);
+    const Napi::Value d = drafts.Get(i);
+    if (d.IsTypedArray() && d.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+      const Napi::Int32Array ids = d.As<Napi::Int32Array>();
+      inputs[i].draft.assign(ids.Data(), ids.Data() + ids.ElementLength());
+    } else if (!d.IsUndefined() && !d.IsNull()) {
+      ThrowCoded(env, "INVALID_ARGUMENT", "runBatch: a draft must be an Int32Array of token ids or undefined");
+    }
+  }
+  return Submit(env, task.state(), info[0].As<Napi::Object>(),
+                std::make_unique<RunBatchJob>(model_, std::move(inputs)), pins);
 }
 
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {

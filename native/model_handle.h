@@ -3,6 +3,9 @@
 //       loads on the threadpool, once per process (process_cache.h); a missing or corrupt file
 //       rejects with MODEL_LOAD
 //   model.run(task, samples: Float32Array): Promise<{count?: number, text?: string}>
+//   model.runBatch(task, samples: Float32Array[], drafts: (Int32Array | undefined)[]):
+//       Promise<{items: ({count?, text?, ids: Int32Array} | Error with code)[]}>, one job for
+//       many utterances (Moonshine decodes them together; see models/moonshine.h)
 #pragma once
 
 #include <napi.h>
@@ -21,6 +24,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
  private:
   Napi::Value Run(const Napi::CallbackInfo& info);
+  Napi::Value RunBatch(const Napi::CallbackInfo& info);
   std::shared_ptr<Model> model_;
 };
 

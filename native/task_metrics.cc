@@ -87,6 +87,8 @@ void TaskMetrics::Polled(Subsystem s, Clock::duration delay, Clock::duration run
 
 void TaskMetrics::Panicked(Subsystem s) { Add(s, TaskField::total_task_panic_count, 1); }
 
+void TaskMetrics::Failed(Subsystem s) { Add(s, TaskField::total_failed_count, 1); }
+
 void TaskMetrics::JobQueued() { queued_.fetch_add(1, std::memory_order_relaxed); }
 
 void TaskMetrics::JobStarted() {

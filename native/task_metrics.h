@@ -97,8 +97,10 @@ class TaskMetrics {
   void Idled(Subsystem s, Clock::duration idle);
   // A job waited `delay` for a worker, then ran for `run` and ended with `outcome`.
   void Polled(Subsystem s, Clock::duration delay, Clock::duration run, Outcome outcome);
-  // A panic found after the poll was recorded (while converting a job's result on the main thread).
+  // A panic found after the poll was recorded (while converting a job's result on the main thread),
+  // or a failure or panic of one item of a batch job whose poll itself succeeded.
   void Panicked(Subsystem s);
+  void Failed(Subsystem s);
   // Threadpool occupancy, for the runtime gauges.
   void JobQueued();
   void JobStarted();

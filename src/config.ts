@@ -35,6 +35,7 @@ export interface Config {
   maxOutboundBytes: number;
   maxBacklogSeconds: number;
   maxInferenceLagSeconds: number;
+  inferenceBatchRows: number;
   idleTimeoutSeconds: number;
   degradedWindowSeconds: number;
   drainSeconds: number;
@@ -169,7 +170,7 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
   { key: 'maxUtteranceSeconds', env: 'MAX_UTTERANCE_SECONDS', default: 30, parse: decimal(1, 300),
     help: 'longer speech is split into utterances of this length' },
   { key: 'interimIntervalSeconds', env: 'INTERIM_INTERVAL_SECONDS', default: 0.5, parse: decimal(0.1, 60),
-    help: 'with interim_results, audio between two interim results of an utterance' },
+    help: 'with interim_results, the least audio between two interim results of an utterance (a fifth of the speech so far once that is longer)' },
   { key: 'maxConnections', env: 'MAX_CONNECTIONS', default: 10_000, parse: integer(1, 1_000_000),
     help: 'WebSocket connections served at once; more are refused with HTTP 503' },
   { key: 'socketReceiveBuffer', env: 'SOCKET_RECEIVE_BUFFER', default: 32 << 10, parse: integer(0, 64 << 20),
@@ -190,6 +191,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'audio a stream may have waiting for processing before it gets a BACKLOG error and is closed' },
   { key: 'maxInferenceLagSeconds', env: 'MAX_INFERENCE_LAG_SECONDS', default: 5, parse: decimal(0, 3600),
     help: 'over capacity: once audio waits this long behind real time for the model, the youngest streams are shed (OVERLOADED, close 1013) and new ones refused for 2 s (0: never)' },
+  { key: 'inferenceBatchRows', env: 'INFERENCE_BATCH_ROWS', default: 16, parse: integer(1, 64),
+    help: 'utterances the model transcribes together in one job (decoded in lock-step; 1: one at a time)' },
   { key: 'idleTimeoutSeconds', env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: integer(0, 3600),
     help: 'close a WebSocket silent for this long (0: never)' },
   { key: 'drainSeconds', env: 'DRAIN_SECONDS', default: 30, parse: decimal(0, 3600),

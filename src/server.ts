@@ -88,8 +88,11 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
     // At most one model job per threadpool thread in the process; the rest wait in the
     // schedulers, earliest deadline first across the workers (SharedState is their share). A
     // shed in any worker refuses new streams in all of them.
+    // Each model job is a batch of utterances of this worker's streams (INFERENCE_BATCH_ROWS).
+    const inference = new Task('inference');
     const scheduler = new InferenceScheduler({
-      slots: config.threads, maxLagSeconds: config.maxInferenceLagSeconds, share: shared, party: index,
+      slots: config.threads, maxRows: config.inferenceBatchRows, maxLagSeconds: config.maxInferenceLagSeconds, share: shared, party: index,
+      runBatch: (samples, drafts) => model.runBatch(inference.native, samples, drafts),
     });
     metrics.inferenceWaiting = () => scheduler.waiting;
     return { onnxruntime, deps: { config, model: { native: model, scheduler }, decoder, vad: batcher, metrics, log } };

@@ -182,8 +182,9 @@ export class Session {
     if (request.request === 'start') {
       if (this.runner) await this.finishStream('restarted');
       if (this.closed) return;
-      if (this.deps.model.scheduler.overloaded) {
-        // Streams are being shed to keep the others real-time: a new one would be next.
+      if (!this.deps.model.scheduler.admits()) {
+        // The engine is behind or shedding streams to keep the others real-time: a new stream
+        // would make it later for everyone, or be the next shed.
         this.fatal('OVERLOADED', 'the server is over capacity; try again later', CLOSE_TRY_AGAIN_LATER);
         return;
       }

@@ -4,14 +4,36 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "job.h"
 
 namespace speech {
 
 struct ModelOutput {
   std::optional<std::int64_t> count;  // the stub's answer: samples seen
   std::optional<std::string> text;    // a recogniser's transcript
+  std::vector<std::int64_t> ids;      // the recogniser's tokens (a later request's draft)
+};
+
+// One utterance of a batch; `draft`: tokens the model is likely to produce (the previous interim
+// of the same utterance), which a recogniser may check in one call instead of decoding them.
+struct ModelInput {
+  const float* samples = nullptr;
+  std::size_t count = 0;
+  std::vector<std::int64_t> draft;
+};
+
+// An item's answer, or its failure: a JobError's code and message, or (panicked) an unexpected
+// exception, which fails that item alone as NATIVE_PANIC.
+struct ModelResult {
+  ModelOutput output;
+  std::string error_code;  // empty: ok
+  std::string error_message;
+  bool panicked = false;
 };
 
 class Model {
@@ -19,6 +41,24 @@ class Model {
   virtual ~Model() = default;
   // 16 kHz mono samples in [-1, 1]. Throws JobError for expected failures.
   virtual ModelOutput Run(const float* samples, std::size_t count) = 0;
+  // Many utterances in one job, answers in order. By default one Run each, an item's exception
+  // failing that item alone; a model that can batch its computation overrides this.
+  virtual std::vector<ModelResult> RunBatch(const std::vector<ModelInput>& inputs) {
+    std::vector<ModelResult> results(inputs.size());
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      try {
+        results[i].output = Run(inputs[i].samples, inputs[i].count);
+      } catch (const JobError& e) {
+        results[i].error_code = e.code();
+        results[i].error_message = e.what();
+      } catch (const std::exception& e) {
+        results[i].error_code = "NATIVE_PANIC";
+        results[i].error_message = std::string("inference task panicked: ") + e.what();
+        results[i].panicked = true;
+      }
+    }
+    return results;
+  }
 };
 
 }  // namespace speech

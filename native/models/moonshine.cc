@@ -138,6 +138,26 @@ ModelOutput MoonshineModel::Run(const float* samples, std::size_t count) {
   return out;
 }
 
+std::vector<ModelResult> MoonshineModel::RunBatch(const std::vector<ModelInput>& inputs) {
+  std::vector<MoonshineRequest> requests;
+  requests.reserve(inputs.size());
+  for (const ModelInput& input : inputs) requests.push_back({input.samples, input.count, input.draft});
+  std::vector<ModelResult> results(inputs.size());
+  try {
+    std::vector<MoonshineTranscript> transcripts = TranscribeBatch(requests, MoonshineBatchOptions{});
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      results[i].output.text = std::move(transcripts[i].text);
+      results[i].output.ids = std::move(transcripts[i].ids);
+    }
+  } catch (const JobError& e) {
+    for (ModelResult& r : results) {
+      r.error_code = e.code();
+      r.error_message = e.what();
+    }
+  }
+  return results;
+}
+
 std::vector<std::size_t> MoonshineModel::ChunkBounds(const float* samples, std::size_t count) {
   constexpr std::size_t kHop = kSampleRate / 100;     // 10 ms energy blocks
   constexpr std::size_t kQuietHops = 40;              // a cut sits mid-way in the quietest 400 ms
@@ -176,104 +196,272 @@ std::vector<std::size_t> MoonshineModel::ChunkBounds(const float* samples, std::
   return cuts;
 }
 
-MoonshineTranscript MoonshineModel::Transcribe(const float* samples, std::size_t count) {
-  MoonshineTranscript result;
-  const std::vector<std::size_t> cuts = ChunkBounds(samples, count);
-  for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
-    const std::size_t first_id = result.ids.size();
-    TranscribeChunk(samples + cuts[i], cuts[i + 1] - cuts[i], result);
-    const std::string text = vocabulary_.Decode(
-        std::vector<std::int64_t>(result.ids.begin() + first_id, result.ids.end()));
-    if (text.empty()) continue;
-    if (!result.text.empty()) result.text += ' ';
-    result.text += text;
-  }
-  return result;
+struct MoonshineModel::Row {
+  const float* samples = nullptr;
+  std::size_t count = 0;
+  std::size_t max_tokens = 0;
+  std::vector<std::int64_t> draft;
+  std::vector<std::int64_t> ids;  // this chunk's generated tokens
+  bool hit_cap = false;
+  double encoder_seconds = 0, decoder_seconds = 0;
+  int steps = 0;
+};
+
+namespace {
+
+// A new tensor of `source`'s rows (outermost dimension) listed in `keep`, in that order.
+Ort::Value KeepRows(const Ort::Value& source, const std::vector<std::size_t>& keep) {
+  const auto info = source.GetTensorTypeAndShapeInfo();
+  std::vector<std::int64_t> shape = info.GetShape();
+  const std::size_t row = info.GetElementCount() / static_cast<std::size_t>(shape[0]);
+  shape[0] = static_cast<std::int64_t>(keep.size());
+  Ort::AllocatorWithDefaultOptions allocator;
+  Ort::Value out = Ort::Value::CreateTensor<float>(allocator, shape.data(), shape.size());
+  const float* from = source.GetTensorData<float>();
+  float* to = out.GetTensorMutableData<float>();
+  for (std::size_t i = 0; i < keep.size(); ++i) std::copy_n(from + keep[i] * row, row, to + i * row);
+  return out;
 }
 
-void MoonshineModel::TranscribeChunk(const float* samples, std::size_t count, MoonshineTranscript& result) {
-  if (count < kMinSamples) return;
-  ++result.chunks;
-  const std::size_t max_tokens = static_cast<std::size_t>(
-      std::ceil(static_cast<double>(count) * kTokensPerSecond / kSampleRate));
-  std::size_t generated = 0;
+// A self-attention cache [1, heads, length, head_dim] cut to its first `length` positions.
+Ort::Value KeepPositions(const Ort::Value& source, std::int64_t length) {
+  const auto info = source.GetTensorTypeAndShapeInfo();
+  std::vector<std::int64_t> shape = info.GetShape();
+  const std::int64_t heads = shape[0] * shape[1], had = shape[2], dim = shape[3];
+  shape[2] = length;
+  Ort::AllocatorWithDefaultOptions allocator;
+  Ort::Value out = Ort::Value::CreateTensor<float>(allocator, shape.data(), shape.size());
+  const float* from = source.GetTensorData<float>();
+  float* to = out.GetTensorMutableData<float>();
+  for (std::int64_t h = 0; h < heads; ++h) std::copy_n(from + h * had * dim, length * dim, to + h * length * dim);
+  return out;
+}
 
+// Rows [B, T, D] stacked from B tensors [1, T, D] of one shape.
+Ort::Value Stack(std::vector<Ort::Value>& parts) {
+  if (parts.size() == 1) return std::move(parts[0]);
+  std::vector<std::int64_t> shape = parts[0].GetTensorTypeAndShapeInfo().GetShape();
+  const std::size_t row = parts[0].GetTensorTypeAndShapeInfo().GetElementCount();
+  shape[0] = static_cast<std::int64_t>(parts.size());
+  Ort::AllocatorWithDefaultOptions allocator;
+  Ort::Value out = Ort::Value::CreateTensor<float>(allocator, shape.data(), shape.size());
+  float* to = out.GetTensorMutableData<float>();
+  for (std::size_t i = 0; i < parts.size(); ++i) std::copy_n(parts[i].GetTensorData<float>(), row, to + i * row);
+  return out;
+}
+
+std::int64_t Argmax(const float* logits, std::int64_t vocab) {
+  return std::max_element(logits, logits + vocab) - logits;  // the first maximum wins
+}
+
+}  // namespace
+
+MoonshineTranscript MoonshineModel::Transcribe(const float* samples, std::size_t count) {
+  return std::move(TranscribeBatch({MoonshineRequest{samples, count, {}}}, MoonshineBatchOptions{})[0]);
+}
+
+std::vector<MoonshineTranscript> MoonshineModel::TranscribeBatch(const std::vector<MoonshineRequest>& requests,
+                                                                 const MoonshineBatchOptions& options) {
+  // Each request's chunks become rows; a draft only fits a request of one chunk.
+  std::vector<Row> rows;
+  std::vector<std::size_t> owner;
+  for (std::size_t r = 0; r < requests.size(); ++r) {
+    const MoonshineRequest& request = requests[r];
+    const std::vector<std::size_t> cuts = ChunkBounds(request.samples, request.count);
+    for (std::size_t i = 0; i + 1 < cuts.size(); ++i) {
+      const std::size_t count = cuts[i + 1] - cuts[i];
+      if (count < kMinSamples) continue;
+      Row row;
+      row.samples = request.samples + cuts[i];
+      row.count = count;
+      row.max_tokens = static_cast<std::size_t>(std::ceil(static_cast<double>(count) * kTokensPerSecond / kSampleRate));
+      if (cuts.size() == 2) row.draft = request.draft;
+      rows.push_back(std::move(row));
+      owner.push_back(r);
+    }
+  }
+
+  // Groups: longest first, each taking the next rows while they are within max_pad_samples of
+  // its longest and it has room.
+  std::vector<std::size_t> order(rows.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return rows[a].count > rows[b].count; });
+  const std::size_t max_rows = std::max<std::size_t>(1, options.max_rows);
   try {
-    // --- Encoder: wraps the caller's samples (ORT never writes inputs) ---
-    const auto encoder_start = Clock::now();
-    const std::array<std::int64_t, 2> audio_shape{1, static_cast<std::int64_t>(count)};
-    Ort::Value audio = Ort::Value::CreateTensor<float>(memory_, const_cast<float*>(samples), count,
-                                                       audio_shape.data(), audio_shape.size());
-    const char* encoder_in[] = {"input_values"};
-    const char* encoder_out[] = {"last_hidden_state"};
-    Ort::Value hidden{nullptr};
-    encoder_.Run(Ort::RunOptions{nullptr}, encoder_in, &audio, 1, encoder_out, &hidden, 1);
-    result.encoder_seconds += Seconds(encoder_start);
-
-    // --- Decoder inputs: the scalars are tensors over locals, updated in place each step ---
-    const auto decoder_start = Clock::now();
-    const std::size_t kv_count = 4 * static_cast<std::size_t>(layers_);
-    std::vector<Ort::Value> inputs;
-    inputs.reserve(kFixedInputs + kv_count);
-    std::int64_t token = kBos;
-    bool use_cache = false;
-    const std::array<std::int64_t, 2> ids_shape{1, 1};
-    const std::array<std::int64_t, 1> flag_shape{1};
-    inputs.push_back(Ort::Value::CreateTensor<std::int64_t>(memory_, &token, 1, ids_shape.data(), 2));
-    inputs.push_back(std::move(hidden));
-    inputs.push_back(Ort::Value::CreateTensor<bool>(memory_, &use_cache, 1, flag_shape.data(), 1));
-    float no_data = 0;
-    const std::array<std::int64_t, 4> empty_shape{1, heads_, 0, head_dim_};
-    for (std::size_t i = 0; i < kv_count; ++i) {
-      inputs.push_back(Ort::Value::CreateTensor<float>(memory_, &no_data, 0, empty_shape.data(), 4));
-    }
-
-    std::vector<Ort::Value> outputs;
-    outputs.reserve(first_output_ptrs_.size());
-    for (std::size_t step = 0; step < max_tokens; ++step) {
-      // Step 0 computes the cross-attention K/V from the encoder output; afterwards only the
-      // decoder self-attention cache changes (the encoder "present" outputs are dummies then).
-      const bool first = step == 0;
-      const auto& out_names = first ? first_output_ptrs_ : next_output_ptrs_;
-      outputs.clear();
-      for (std::size_t i = 0; i < out_names.size(); ++i) outputs.emplace_back(nullptr);
-      decoder_.Run(Ort::RunOptions{nullptr}, input_ptrs_.data(), inputs.data(), inputs.size(),
-                   out_names.data(), outputs.data(), outputs.size());
-      ++result.decoder_steps;
-
-      // Greedy: argmax straight over the last position's logits (first maximum wins).
-      const auto logits_info = outputs[0].GetTensorTypeAndShapeInfo();
-      const auto logits_shape = logits_info.GetShape();
-      const std::int64_t vocab = logits_shape.back();
-      const float* logits = outputs[0].GetTensorData<float>() +
-                            (logits_info.GetElementCount() - static_cast<std::size_t>(vocab));
-      const std::int64_t best = std::max_element(logits, logits + vocab) - logits;
-
-      if (best == kEos) break;
-      result.ids.push_back(best);
-      if (++generated == max_tokens) {
-        result.hit_cap = true;
-        break;
+    for (std::size_t g = 0; g < order.size();) {
+      const std::size_t padded = rows[order[g]].count;
+      std::vector<Row*> group;
+      std::vector<Ort::Value> hidden;
+      for (; g < order.size() && group.size() < max_rows && padded - rows[order[g]].count <= options.max_pad_samples; ++g) {
+        Row& row = rows[order[g]];
+        group.push_back(&row);
+        hidden.push_back(Encode(row.samples, row.count, padded, row.encoder_seconds));
       }
-      token = best;
-      use_cache = true;
-
-      // The presents become the next step's pasts: moved, never copied.
-      for (int layer = 0; layer < layers_; ++layer) {
-        const std::size_t in = kFixedInputs + 4 * static_cast<std::size_t>(layer);
-        if (first) {
-          const std::size_t out = kFixedOutputs + 4 * static_cast<std::size_t>(layer);
-          for (int kind = 0; kind < 4; ++kind) inputs[in + kind] = std::move(outputs[out + kind]);
-        } else {
-          const std::size_t out = kFixedOutputs + 2 * static_cast<std::size_t>(layer);
-          inputs[in] = std::move(outputs[out]);
-          inputs[in + 1] = std::move(outputs[out + 1]);
-        }
-      }
+      DecodeRows(group, hidden);
     }
-    result.decoder_seconds += Seconds(decoder_start);
   } catch (const Ort::Exception& e) {
     throw JobError("MODEL_FAILURE", std::string("Moonshine inference failed: ") + e.what());
+  }
+
+  std::vector<MoonshineTranscript> out(requests.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    MoonshineTranscript& t = out[owner[i]];
+    const Row& row = rows[i];
+    ++t.chunks;
+    t.ids.insert(t.ids.end(), row.ids.begin(), row.ids.end());
+    t.encoder_seconds += row.encoder_seconds;
+    t.decoder_seconds += row.decoder_seconds;
+    t.decoder_steps += row.steps;
+    t.hit_cap = t.hit_cap || row.hit_cap;
+    const std::string text = vocabulary_.Decode(row.ids);
+    if (text.empty()) continue;
+    if (!t.text.empty()) t.text += ' ';
+    t.text += text;
+  }
+  return out;
+}
+
+Ort::Value MoonshineModel::Encode(const float* samples, std::size_t count, std::size_t padded, double& seconds) {
+  const auto start = Clock::now();
+  std::vector<float> silence_padded;
+  if (padded > count) {  // wraps the caller's samples otherwise (ORT never writes inputs)
+    silence_padded.assign(padded, 0.0f);
+    std::copy_n(samples, count, silence_padded.begin());
+    samples = silence_padded.data();
+  }
+  const std::array<std::int64_t, 2> audio_shape{1, static_cast<std::int64_t>(padded)};
+  Ort::Value audio = Ort::Value::CreateTensor<float>(memory_, const_cast<float*>(samples), padded,
+                                                     audio_shape.data(), audio_shape.size());
+  const char* encoder_in[] = {"input_values"};
+  const char* encoder_out[] = {"last_hidden_state"};
+  Ort::Value hidden{nullptr};
+  encoder_.Run(Ort::RunOptions{nullptr}, encoder_in, &audio, 1, encoder_out, &hidden, 1);
+  seconds += Seconds(start);
+  return hidden;
+}
+
+void MoonshineModel::DecodeRows(std::vector<Row*>& rows, std::vector<Ort::Value>& hidden) {
+  const auto decoder_start = Clock::now();
+  const std::size_t kv_count = 4 * static_cast<std::size_t>(layers_);
+  std::vector<Row*> active = rows;
+
+  // Step 0 feeds BOS, and for a lone row with a draft the draft after it: one call checks it all.
+  std::vector<std::int64_t> tokens;
+  std::size_t draft_length = 0;
+  if (active.size() == 1 && !active[0]->draft.empty()) {
+    draft_length = std::min(active[0]->draft.size(), active[0]->max_tokens);
+    tokens.push_back(kBos);
+    tokens.insert(tokens.end(), active[0]->draft.begin(), active[0]->draft.begin() + static_cast<std::ptrdiff_t>(draft_length));
+  } else {
+    tokens.assign(active.size(), kBos);
+  }
+
+  std::vector<Ort::Value> inputs;
+  inputs.reserve(kFixedInputs + kv_count);
+  bool use_cache = false;
+  const std::array<std::int64_t, 1> flag_shape{1};
+  inputs.emplace_back(nullptr);  // input_ids, made for each call
+  inputs.push_back(Stack(hidden));
+  inputs.push_back(Ort::Value::CreateTensor<bool>(memory_, &use_cache, 1, flag_shape.data(), 1));
+  float no_data = 0;
+  const std::array<std::int64_t, 4> empty_shape{static_cast<std::int64_t>(active.size()), heads_, 0, head_dim_};
+  for (std::size_t i = 0; i < kv_count; ++i) {
+    inputs.push_back(Ort::Value::CreateTensor<float>(memory_, &no_data, 0, empty_shape.data(), 4));
+  }
+
+  std::vector<Ort::Value> outputs;
+  outputs.reserve(first_output_ptrs_.size());
+  int steps = 0;
+  bool first = true, redo = false;
+  while (!active.empty()) {
+    const std::int64_t batch = static_cast<std::int64_t>(active.size());
+    const std::int64_t length = static_cast<std::int64_t>(tokens.size()) / batch;
+    const std::array<std::int64_t, 2> ids_shape{batch, length};
+    inputs[0] = Ort::Value::CreateTensor<std::int64_t>(memory_, tokens.data(), tokens.size(), ids_shape.data(), 2);
+    // Step 0 computes the cross-attention K/V from the encoder output; afterwards only the
+    // decoder self-attention cache changes (the encoder "present" outputs are dummies then).
+    const auto& out_names = first ? first_output_ptrs_ : next_output_ptrs_;
+    outputs.clear();
+    for (std::size_t i = 0; i < out_names.size(); ++i) outputs.emplace_back(nullptr);
+    decoder_.Run(Ort::RunOptions{nullptr}, input_ptrs_.data(), inputs.data(), inputs.size(),
+                 out_names.data(), outputs.data(), outputs.size());
+    ++steps;
+
+    // logits: [batch, length, vocab]
+    const std::int64_t vocab = outputs[0].GetTensorTypeAndShapeInfo().GetShape().back();
+    const float* logits = outputs[0].GetTensorData<float>();
+    // Positions of the self-attention cache to keep: all, unless a draft was cut short.
+    std::int64_t keep_positions = -1;
+    std::vector<std::size_t> keep;
+    tokens.clear();
+    for (std::int64_t b = 0; b < batch; ++b) {
+      Row& row = *active[static_cast<std::size_t>(b)];
+      const float* row_logits = logits + b * length * vocab;
+      const std::int64_t position = length - 1;
+      if (first && draft_length > 0) {
+        // Keep the draft's longest prefix that the model agrees with. The token after it comes
+        // from a one-token call, as in decoding from scratch: a call of many tokens quantizes
+        // its activations with another scale, which tips near-ties (seen: a stray "1." first).
+        std::size_t agreed = 0;
+        while (agreed < draft_length && Argmax(row_logits + static_cast<std::int64_t>(agreed) * vocab, vocab) == row.draft[agreed]) ++agreed;
+        if (agreed == 0) {
+          redo = true;  // no use: decode from scratch
+          break;
+        }
+        row.ids.assign(row.draft.begin(), row.draft.begin() + static_cast<std::ptrdiff_t>(agreed));
+        if (row.ids.size() >= row.max_tokens) {
+          row.hit_cap = true;
+          continue;
+        }
+        keep_positions = static_cast<std::int64_t>(agreed);  // BOS and all but the last agreed token
+        keep.push_back(static_cast<std::size_t>(b));
+        tokens.push_back(row.draft[agreed - 1]);
+        continue;
+      }
+      const std::int64_t best = Argmax(row_logits + position * vocab, vocab);
+      if (best == kEos) continue;
+      if (row.ids.size() < row.max_tokens) row.ids.push_back(best);
+      if (row.ids.size() >= row.max_tokens) {
+        row.hit_cap = true;
+        continue;
+      }
+      keep.push_back(static_cast<std::size_t>(b));
+      tokens.push_back(best);
+    }
+    if (redo) {  // step 0 again, BOS alone; the pasts are still the empty ones
+      redo = false;
+      draft_length = 0;
+      tokens.assign(1, kBos);
+      continue;
+    }
+    if (keep.empty()) break;
+    use_cache = true;
+
+    // The presents become the next call's pasts: moved, never copied, unless rows left the batch
+    // or a draft was cut (then the kept rows or positions are copied out).
+    for (int layer = 0; layer < layers_; ++layer) {
+      const std::size_t in = kFixedInputs + 4 * static_cast<std::size_t>(layer);
+      const std::size_t out = kFixedOutputs + (first ? 4 : 2) * static_cast<std::size_t>(layer);
+      for (int kind = 0; kind < (first ? 4 : 2); ++kind) inputs[in + kind] = std::move(outputs[out + kind]);
+      if (keep_positions >= 0) {
+        for (int kind = 0; kind < 2; ++kind) inputs[in + kind] = KeepPositions(inputs[in + kind], keep_positions);
+      }
+    }
+    if (keep.size() < active.size()) {
+      for (std::size_t i = 1; i < inputs.size(); ++i) {
+        if (i == 2) continue;  // use_cache_branch
+        inputs[i] = KeepRows(inputs[i], keep);
+      }
+      std::vector<Row*> still;
+      for (std::size_t k : keep) still.push_back(active[k]);
+      active = std::move(still);
+    }
+    first = false;
+  }
+  const double seconds = Seconds(decoder_start);
+  for (Row* row : rows) {
+    row->decoder_seconds = seconds;
+    row->steps = steps;
   }
 }
 

@@ -26,6 +26,23 @@ struct MoonshineTranscript {
   bool hit_cap = false;           // some chunk stopped at the token cap, not at EOS
 };
 
+// One utterance of a batch: its audio and, optionally, a draft of its tokens (the previous
+// interim's ids for the same utterance), checked in one decoder call and kept as far as the
+// model agrees with it.
+struct MoonshineRequest {
+  const float* samples = nullptr;
+  std::size_t count = 0;
+  std::vector<std::int64_t> draft;
+};
+
+// How a batch is decoded. Rows of one decoder call must share the decoder position and the
+// encoder length (the merged decoder has no attention mask), so utterances of similar length are
+// decoded together, each padded with silence to the longest of its group.
+struct MoonshineBatchOptions {
+  std::size_t max_rows = 16;          // utterances in one decoder call
+  std::size_t max_pad_samples = 8000;  // silence added to an utterance to join a group (0.5 s)
+};
+
 class MoonshineModel final : public Model {
  public:
   static constexpr int kSampleRate = 16000;
@@ -50,7 +67,12 @@ class MoonshineModel final : public Model {
   // shared; all per-call state is local). Any length is accepted (see kMaxChunkSamples). Throws
   // JobError("MODEL_FAILURE") when ONNX Runtime fails.
   ModelOutput Run(const float* samples, std::size_t count) override;
+  // TranscribeBatch with the default options; a failure of ONNX Runtime fails every item.
+  std::vector<ModelResult> RunBatch(const std::vector<ModelInput>& inputs) override;
   MoonshineTranscript Transcribe(const float* samples, std::size_t count);
+  // Transcribes every request; results in the order given. Same thread-safety as Run.
+  std::vector<MoonshineTranscript> TranscribeBatch(const std::vector<MoonshineRequest>& requests,
+                                                   const MoonshineBatchOptions& options);
 
   int layers() const { return layers_; }
 
@@ -58,8 +80,12 @@ class MoonshineModel final : public Model {
   static std::vector<std::size_t> ChunkBounds(const float* samples, std::size_t count);
 
  private:
-  // One encoder run and greedy decode; appends to `out` (ids, timings, steps, hit_cap).
-  void TranscribeChunk(const float* samples, std::size_t count, MoonshineTranscript& out);
+  struct Row;
+  // The encoder's output for `count` samples followed by `padded - count` zeros: [1, T, D].
+  Ort::Value Encode(const float* samples, std::size_t count, std::size_t padded, double& seconds);
+  // Greedy decode of rows that share one encoder length, in lock-step decoder calls; a row leaves
+  // the batch at EOS or its token cap. A lone row with a draft checks the draft first.
+  void DecodeRows(std::vector<Row*>& rows, std::vector<Ort::Value>& hidden);
 
   Ort::MemoryInfo memory_;
   Ort::Session encoder_{nullptr};

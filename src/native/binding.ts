@@ -91,9 +91,26 @@ export interface ModelOutput extends JobTiming {
   text?: string;
 }
 
+/** One utterance's answer in a batch. */
+export interface ModelItem {
+  count?: number;
+  text?: string;
+  /** The recogniser's tokens: the draft for a later request on the same utterance. */
+  ids: Int32Array;
+}
+
+export interface ModelBatchOutput extends JobTiming {
+  /** One per utterance, in the order given: its answer, or the error that failed it alone. */
+  items: (ModelItem | NativeError)[];
+}
+
 export interface NativeModel {
   /** `samples` (16 kHz) are borrowed until the promise settles. */
   run(task: NativeTask, samples: Float32Array): Promise<ModelOutput>;
+  /** One job for many utterances (Moonshine decodes them together); drafts[i]: tokens item i
+   *  probably starts with (a previous interim's ids), checked in one decoder call. Samples are
+   *  borrowed until the promise settles. INVALID_ARGUMENT synchronously for empty or unequal arrays. */
+  runBatch(task: NativeTask, samples: Float32Array[], drafts: (Int32Array | undefined)[]): Promise<ModelBatchOutput>;
 }
 
 /** One channel's recurrent VAD state (Silero's LSTM state, the last 64 samples, a partial window). */

@@ -1,39 +1,55 @@
-// Decides which channel's model job runs next. Model jobs are the expensive ones (tens of ms), so
-// they are not handed to the threadpool as they come: at most `slots` run at once in the process
-// and the rest wait here, earliest deadline first. A job's deadline is the moment its audio would
-// have finished arriving at real time: its stream's start plus the window's end in stream seconds,
-// i.e. the time it was queued plus how far it was ahead of real time then. A live stream's
-// utterance is due about when it is queued; a client uploading faster than real time is due far in
-// the future. So uploads and floods get what capacity live streams leave, instead of queueing in
-// front of them, and the threadpool queue stays short enough that VAD and decode jobs never wait
-// behind a crowd. (Ordering by how far ahead a job was when queued would ignore its wait since:
-// under overload, a job queued slightly less late than others is overtaken for seconds.)
+// The inference engine's JS half: decides which utterances the model transcribes next and hands
+// them over in batches. Model work is the expensive part (tens to hundreds of ms per utterance),
+// so requests are not handed to the threadpool as they come: at most `slots` model jobs run at
+// once in the process, each job a batch of up to `maxRows` utterances that the model decodes
+// together (native/models/moonshine.h: one decoder call per token for the whole batch costs a
+// fraction of one call per utterance). The rest wait here, earliest deadline first.
 //
-// Sustained overload (more live streams than the model keeps up with) would make every stream
-// late together. Instead, once the job furthest behind is more than `maxLagSeconds` past its
-// deadline while two or more streams wait, the youngest waiting streams are shed (their jobs
-// reject with OVERLOADED; their sessions close them with 1013) until what is left waiting would
-// run within half that bound at the jobs' measured mean run time; a shed stream sends no more
-// work, so a few such rounds (at most one per SHED_INTERVAL_MS) bring the load under capacity.
-// While shedding, new streams are refused (`overloaded`). Older streams keep real time.
+// A request's deadline is the moment its audio was queued by the pipeline (it had arrived), or
+// would have arrived at real time if the client is ahead: a live stream's utterance is due as it
+// ends; an upload's is due in the future, so uploads and floods get what capacity live streams
+// leave. A stream behind real time (a client that stalled and caught up) is due when its audio
+// came, not when it should have: its lateness is its own and must not jump it ahead of everyone,
+// nor make the engine look late. Time spent queued behind the stream's own earlier requests
+// (ModelChannel) does count: that lateness is the engine's.
+//
+// Finals before interims: a batch takes the waiting finals first and fills up with interims only
+// if it has room. Interims are best-effort: one is skipped (resolves undefined) when finals are
+// waiting as it is submitted, or when it has waited INTERIM_MAX_WAIT_MS; a newer interim of the
+// same utterance replaces a queued one upstream (ModelChannel).
+//
+// Overload. A burst of utterances ending together makes the queue seconds long for a moment;
+// batching absorbs it (a longer queue makes bigger, cheaper-per-utterance batches). Only when the
+// oldest waiting final is more than `maxLagSeconds` past its deadline while two or more streams
+// wait are the youngest waiting streams shed (their requests reject with OVERLOADED; their
+// sessions close them with 1013), as few as let the rest run within half that bound at the
+// measured cost per utterance, at most one round per SHED_INTERVAL_MS. New streams are refused
+// (`admits()`) while the engine is more than ADMIT_LAG_SECONDS behind and for a while after a
+// shed: refusing a stream before it starts costs its user less than shedding it later.
 //
 // With several worker threads, each has a scheduler for its own streams, but the slots are the
 // process's (SchedulerShare, implemented by SharedState): a worker takes a free slot unless
-// another worker's waiting job is due more than DEFER_MS earlier, so the process runs about one
-// earliest-deadline-first queue. Slots split per worker instead would leave one worker's slot
-// idle while the other's queue, holding more of the streams, fell seconds behind. A worker learns
-// that another freed a slot by retrying every RETRY_MS while its jobs wait; deferring only to a
-// job DEFER_MS more urgent keeps that handoff off the path of short jobs that are all on time.
+// another worker's waiting final is due more than DEFER_MS earlier, so the process runs about one
+// earliest-deadline-first queue. A worker learns that another freed a slot by retrying every
+// RETRY_MS while its requests wait.
+import type { ModelBatchOutput, ModelItem } from '../native/binding.js';
+import { isNativeError } from '../native/binding.js';
 import { TaskFailure } from '../tasks.js';
 
-/** Sheds at most one stream per interval: each shed frees capacity the queue needs time to show. */
+/** Sheds at most one round per interval: each shed frees capacity the queue needs time to show. */
 const SHED_INTERVAL_MS = 200;
 /** New streams are refused this long after the last shed. */
 const REFUSE_AFTER_SHED_MS = 2000;
-/** How often a scheduler whose jobs wait looks for a slot another worker freed. */
+/** New streams are refused while the oldest waiting final is this late. */
+export const ADMIT_LAG_SECONDS = 1;
+/** How often a scheduler whose requests wait looks for a slot another worker freed. */
 const RETRY_MS = 2;
-/** A worker leaves a free slot to another whose waiting job is due this much earlier. */
+/** A worker leaves a free slot to another whose waiting final is due this much earlier. */
 export const DEFER_MS = 100;
+/** An interim that waited this long is skipped: a newer one or the final is on its way. */
+export const INTERIM_MAX_WAIT_MS = 1000;
+/** Interims publish their deadline this much later, so another worker's finals go first. */
+const INTERIM_DEFER_MS = 10_000;
 
 /** What the schedulers of one process share: its model-job slots, each scheduler's earliest
  *  waiting deadline, and the time of the latest shed (new streams are refused after it). */
@@ -81,13 +97,19 @@ class LocalShare implements SchedulerShare {
 
 /** Milliseconds on a clock every thread of the process reads alike (performance.now() alone
  *  starts at each thread's own origin). */
-function epochNow(): number {
+export function epochNow(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** Runs one batch: item i transcribes samples[i], checking drafts[i] first when given. */
+export type BatchRunner = (samples: Float32Array[], drafts: (Int32Array | undefined)[]) => Promise<ModelBatchOutput>;
 
 export interface SchedulerOptions {
   /** Model jobs running at once in the process. */
   slots: number;
+  runBatch: BatchRunner;
+  /** Utterances in one model job (1: no batching). */
+  maxRows?: number;
   /** 0 (default): never shed. */
   maxLagSeconds?: number;
   /** The schedulers' common clock, in ms. */
@@ -97,172 +119,285 @@ export interface SchedulerOptions {
   party?: number;
 }
 
-/** Which stream a job belongs to: the youngest is shed first. */
+/** Which stream a request belongs to: the youngest is shed first. */
 export interface StreamKey {
+  /** performance.now() of this thread at the stream's start. */
   readonly startedAt: number;
 }
 
-interface Entry {
-  /** now() when the job's audio would have finished arriving at real time. */
-  due: number;
-  seq: number;
+export interface InferenceRequest {
+  samples: Float32Array;
+  /** The previous answer's tokens for the same utterance. */
+  draft?: Int32Array;
+  /** Interims are best-effort (see above); finals and simple-route windows are not. */
+  interim: boolean;
+  /** How far the request's audio was ahead of real time when the pipeline queued it, in seconds
+   *  (negative: behind), and how long ago that was: it is due then, or when real time reaches it. */
+  aheadSeconds: number;
+  queuedSecondsAgo?: number;
   stream: StreamKey;
-  start: () => void;
-  shed: (failure: TaskFailure) => void;
+  /** Asked when its turn comes: true when the client left. */
+  cancelled: () => boolean;
+}
+
+/** A request's answer, with what its batch cost. */
+export interface InferenceResult extends ModelItem {
+  /** The batch's wait for a threadpool worker, and its run time. */
+  waitSeconds: number;
+  runSeconds: number;
+  /** This request's share of the run time (the run time over the batch's rows). */
+  costSeconds: number;
+  rows: number;
+}
+
+interface Entry {
+  request: InferenceRequest;
+  /** now() when the audio was due: queued time plus how far ahead it was, never before queued. */
+  due: number;
+  queuedAt: number;
+  seq: number;
+  resolve: (result: InferenceResult | undefined) => void;
+  reject: (failure: unknown) => void;
 }
 
 export class InferenceScheduler {
-  private readonly heap: Entry[] = [];
+  private readonly finals = new DeadlineHeap();
+  private readonly interims = new DeadlineHeap();
   private seq = 0;
   private lastShedAt = -Infinity;
-  // Mean run time of a job (exponentially weighted), to tell how long the waiting jobs will take.
-  private meanRunMs = 0;
+  // Mean run time of one row of a batch (exponentially weighted), to tell how long the waiting
+  // requests will take; and the fraction of this scheduler's share of the slots kept busy.
+  private meanRowMs = 0;
+  private busyMs = 0;
+  private busySince = 0;
+  private running = 0;
+  private utilization = 0;
+  private utilizationAt = 0;
   private retry: NodeJS.Timeout | undefined;
   private readonly slots: number;
+  private readonly maxRows: number;
   private readonly maxLagSeconds: number;
+  private readonly runBatch: BatchRunner;
   private readonly now: () => number;
   private readonly share: SchedulerShare;
   private readonly party: number;
 
   constructor(options: SchedulerOptions) {
     this.slots = options.slots;
+    this.runBatch = options.runBatch;
+    this.maxRows = Math.max(1, options.maxRows ?? 16);
     this.maxLagSeconds = options.maxLagSeconds ?? 0;
     this.now = options.now ?? epochNow;
     this.share = options.share ?? new LocalShare(this.now);
     this.party = options.party ?? 0;
+    this.utilizationAt = this.now();
   }
 
-  /** Jobs waiting for a slot. */
+  /** Requests waiting for a slot. */
   get waiting(): number {
-    return this.heap.length;
+    return this.finals.size + this.interims.size;
   }
 
-  /** Shedding streams now: new ones should be refused (OVERLOADED). */
-  get overloaded(): boolean {
-    return this.share.msSinceShed() < REFUSE_AFTER_SHED_MS;
+  /** How late the oldest waiting final is, in seconds (0: none waits past its deadline). */
+  get lagSeconds(): number {
+    const top = this.finals.top;
+    return top ? Math.max(0, (this.now() - top.due) / 1000) : 0;
+  }
+
+  /** The fraction of time this scheduler's share of the model slots ran, smoothed over ~10 s. */
+  get busyFraction(): number {
+    this.sampleUtilization();
+    return this.utilization;
+  }
+
+  /** Whether a new stream can be taken: not while shedding, nor while the engine is behind. */
+  admits(): boolean {
+    return this.share.msSinceShed() >= REFUSE_AFTER_SHED_MS && this.lagSeconds <= ADMIT_LAG_SECONDS;
   }
 
   /**
-   * Runs `job` when a slot is free and no job with an earlier deadline is waiting (`aheadSeconds`:
-   * how far the job's audio is ahead of real time now, negative when behind). Resolves or
-   * rejects as the job does, or rejects with OVERLOADED if its stream is shed while it waits;
-   * `cancelled()` is asked when its turn comes (a client that left).
+   * Transcribes the request in a batch when its turn comes. Resolves with its answer, or
+   * undefined when it was cancelled or (an interim) skipped; rejects with the model's error for
+   * it, or with OVERLOADED if its stream is shed while it waits.
    */
-  run<T>(aheadSeconds: number, job: () => Promise<T>, cancelled: () => boolean, stream: StreamKey): Promise<T | undefined> {
-    return new Promise<T | undefined>((resolve, reject) => {
-      this.push({
-        due: this.now() + aheadSeconds * 1000,
-        seq: this.seq++,
-        stream,
-        shed: reject,
-        start: () => {
-          if (cancelled()) {
-            resolve(undefined);
-            this.release();
-            return;
-          }
-          const startedAt = this.now();
-          let started: Promise<T>;
-          try {
-            started = job();
-          } catch (e) {
-            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the job's own error, unchanged
-            reject(e);
-            this.release();
-            return;
-          }
-          started.then(
-            (value) => { resolve(value); this.ran(startedAt); },
-            // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the job's own error, unchanged
-            (e: unknown) => { reject(e); this.ran(startedAt); },
-          );
-        },
-      });
+  submit(request: InferenceRequest): Promise<InferenceResult | undefined> {
+    if (request.interim && this.finals.size > 0) return Promise.resolve(undefined); // behind: finals first
+    return new Promise<InferenceResult | undefined>((resolve, reject) => {
+      const now = this.now();
+      const queued = now - (request.queuedSecondsAgo ?? 0) * 1000;
+      const entry: Entry = { request, due: queued + Math.max(0, request.aheadSeconds) * 1000, queuedAt: now, seq: this.seq++, resolve, reject };
+      (request.interim ? this.interims : this.finals).push(entry);
       this.dispatch();
     });
   }
 
-  private ran(startedAt: number): void {
-    const ms = this.now() - startedAt;
-    this.meanRunMs = this.meanRunMs === 0 ? ms : 0.8 * this.meanRunMs + 0.2 * ms;
-    this.release();
+  private dispatch(): void {
+    this.shedIfOverloaded();
+    for (;;) {
+      this.dropStaleInterims();
+      const due = this.publishedDue();
+      if (due === Infinity || !this.share.tryAcquire(this.party, due, this.slots)) break;
+      this.start(this.takeBatch());
+    }
+    const due = this.publishedDue();
+    this.share.publish(this.party, due);
+    if (due !== Infinity && this.share.parties > 1 && this.retry === undefined) {
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        this.dispatch();
+      }, RETRY_MS); // not unref'd: requests are waiting
+    }
   }
 
-  private release(): void {
+  /** The deadline this scheduler competes for a slot with: its earliest final's, else a deferred interim's. */
+  private publishedDue(): number {
+    const final = this.finals.top;
+    if (final) return final.due;
+    const interim = this.interims.top;
+    return interim ? interim.due + INTERIM_DEFER_MS : Infinity;
+  }
+
+  private dropStaleInterims(): void {
+    const now = this.now();
+    this.interims.removeWhere((e) => now - e.queuedAt > INTERIM_MAX_WAIT_MS || e.request.cancelled(), (e) => e.resolve(undefined));
+  }
+
+  /** Finals by deadline, then interims while there is room; cancelled requests resolve now. */
+  private takeBatch(): Entry[] {
+    const batch: Entry[] = [];
+    for (const heap of [this.finals, this.interims]) {
+      while (batch.length < this.maxRows && heap.size > 0) {
+        const e = heap.pop();
+        if (e.request.cancelled()) e.resolve(undefined);
+        else batch.push(e);
+      }
+    }
+    return batch;
+  }
+
+  private start(batch: Entry[]): void {
+    if (batch.length === 0) {
+      this.share.release();
+      return;
+    }
+    const startedAt = this.now();
+    this.jobStarted(startedAt);
+    let job: Promise<ModelBatchOutput>;
+    try {
+      job = this.runBatch(batch.map((e) => e.request.samples), batch.map((e) => e.request.draft));
+    } catch (e) {
+      for (const entry of batch) entry.reject(e);
+      this.ran(startedAt, batch.length);
+      return;
+    }
+    job.then(
+      (out) => {
+        const costSeconds = out.runSeconds / batch.length;
+        batch.forEach((entry, i) => {
+          const item = out.items[i];
+          if (item === undefined || isNativeError(item)) entry.reject(item ?? new Error('the model returned fewer items than asked'));
+          else entry.resolve({ ...item, waitSeconds: out.waitSeconds, runSeconds: out.runSeconds, costSeconds, rows: batch.length });
+        });
+        this.ran(startedAt, batch.length);
+      },
+      (e: unknown) => {
+        for (const entry of batch) entry.reject(e);
+        this.ran(startedAt, batch.length);
+      },
+    );
+  }
+
+  private jobStarted(at: number): void {
+    this.sampleUtilization(at);
+    this.running++;
+  }
+
+  private ran(startedAt: number, rows: number): void {
+    const now = this.now();
+    this.sampleUtilization(now);
+    this.running--;
+    const perRow = (now - startedAt) / rows;
+    this.meanRowMs = this.meanRowMs === 0 ? perRow : 0.8 * this.meanRowMs + 0.2 * perRow;
     this.share.release();
     this.dispatch();
   }
 
-  private dispatch(): void {
-    this.shedIfOverloaded();
-    while (this.heap.length > 0 && this.share.tryAcquire(this.party, this.heap[0]!.due, this.slots)) {
-      this.pop().start();
+  /** Folds the time since the last sample into the busy fraction (time constant ~10 s). */
+  private sampleUtilization(now = this.now()): void {
+    const elapsed = now - this.utilizationAt;
+    if (elapsed <= 0) return;
+    this.busyMs += this.running * elapsed;
+    this.busySince += elapsed;
+    if (this.busySince >= 250) {
+      const share = Math.max(1, this.slots / this.share.parties);
+      const busy = Math.min(1, this.busyMs / (this.busySince * share));
+      const weight = Math.min(1, this.busySince / 10_000);
+      this.utilization += weight * (busy - this.utilization);
+      this.busyMs = 0;
+      this.busySince = 0;
     }
-    const top = this.heap[0];
-    this.share.publish(this.party, top ? top.due : Infinity);
-    if (top && this.share.parties > 1 && this.retry === undefined) {
-      this.retry = setTimeout(() => {
-        this.retry = undefined;
-        this.dispatch();
-      }, RETRY_MS); // not unref'd: jobs are waiting
-    }
+    this.utilizationAt = now;
   }
 
   private shedIfOverloaded(): void {
-    const top = this.heap[0];
+    const top = this.finals.top;
     if (this.maxLagSeconds <= 0 || !top) return;
     const now = this.now();
-    // The heap's top has the earliest deadline: it is the job furthest behind.
     const lag = (now - top.due) / 1000;
     if (lag <= this.maxLagSeconds || now - this.lastShedAt < SHED_INTERVAL_MS) return;
-    // Youngest stream first; each takes all its waiting jobs with it.
-    const byStream = new Map<StreamKey, Entry[]>();
-    for (const e of this.heap) {
-      const jobs = byStream.get(e.stream);
-      if (jobs) jobs.push(e);
-      else byStream.set(e.stream, [e]);
-    }
+    // Youngest stream first; each takes all its waiting requests with it.
+    const byStream = new Map<StreamKey, number>();
+    for (const e of this.finals.entries) byStream.set(e.request.stream, (byStream.get(e.request.stream) ?? 0) + 1);
     // One stream alone behind real time is BACKLOG's to handle: shedding protects other streams.
     if (byStream.size < 2) return;
     const youngestFirst = [...byStream.keys()].sort((a, b) => b.startedAt - a.startedAt);
-    // This worker's jobs get about its share of the process's slots.
-    const drainMs = (jobs: number): number => (jobs * this.meanRunMs * this.share.parties) / this.slots;
+    // This worker's requests get about its share of the process's slots, maxRows at a time.
+    const drainMs = (requests: number): number => (requests * this.meanRowMs * this.share.parties) / this.slots;
     const shed = new Set<StreamKey>();
-    let left = this.heap.length;
+    let left = this.finals.size;
     for (const stream of youngestFirst) {
       if (shed.size > 0 && drainMs(left) <= (this.maxLagSeconds * 1000) / 2) break;
       if (shed.size === byStream.size - 1) break; // the oldest stream is never shed
       shed.add(stream);
-      left -= byStream.get(stream)!.length;
+      left -= byStream.get(stream)!;
     }
     this.lastShedAt = now;
     this.share.markShed();
     const failure = new TaskFailure('OVERLOADED', `the server is over capacity: audio waits more than ${this.maxLagSeconds} s for the model; the youngest streams are shed`, false);
-    const kept = this.heap.filter((e) => !shed.has(e.stream));
-    const dropped = this.heap.filter((e) => shed.has(e.stream));
-    this.heap.length = 0;
-    for (const e of kept) this.push(e);
-    for (const e of dropped) e.shed(failure);
+    for (const heap of [this.finals, this.interims]) heap.removeWhere((e) => shed.has(e.request.stream), (e) => e.reject(failure));
+  }
+}
+
+/** Entries by deadline, ties in arrival order. */
+class DeadlineHeap {
+  private readonly h: Entry[] = [];
+
+  get size(): number {
+    return this.h.length;
   }
 
-  private before(a: Entry, b: Entry): boolean {
-    return a.due < b.due || (a.due === b.due && a.seq < b.seq);
+  get top(): Entry | undefined {
+    return this.h[0];
   }
 
-  private push(e: Entry): void {
-    const h = this.heap;
+  get entries(): readonly Entry[] {
+    return this.h;
+  }
+
+  push(e: Entry): void {
+    const h = this.h;
     h.push(e);
     let i = h.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.before(h[i]!, h[parent]!)) break;
+      if (!before(h[i]!, h[parent]!)) break;
       [h[i], h[parent]] = [h[parent]!, h[i]!];
       i = parent;
     }
   }
 
-  private pop(): Entry {
-    const h = this.heap;
+  pop(): Entry {
+    const h = this.h;
     const top = h[0]!;
     const last = h.pop()!;
     if (h.length > 0) {
@@ -272,8 +407,8 @@ export class InferenceScheduler {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < h.length && this.before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.before(h[r]!, h[m]!)) m = r;
+        if (l < h.length && before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && before(h[r]!, h[m]!)) m = r;
         if (m === i) break;
         [h[i], h[m]] = [h[m]!, h[i]!];
         i = m;
@@ -281,4 +416,20 @@ export class InferenceScheduler {
     }
     return top;
   }
+
+  /** Takes out every entry `matches` selects, handing each to `removed` once the heap is whole again. */
+  removeWhere(matches: (e: Entry) => boolean, removed: (e: Entry) => void): void {
+    if (!this.h.some(matches)) return;
+    const all = this.h.splice(0);
+    const out: Entry[] = [];
+    for (const e of all) {
+      if (matches(e)) out.push(e);
+      else this.push(e);
+    }
+    for (const e of out) removed(e);
+  }
+}
+
+function before(a: Entry, b: Entry): boolean {
+  return a.due < b.due || (a.due === b.due && a.seq < b.seq);
 }

@@ -1,6 +1,8 @@
 // One channel's model runner: windows of 16 kHz audio in, segment events out, in order.
-// At most one model job per channel is in flight; the rest wait in a queue bounded by seconds of
-// audio, beyond which the stream is failed with BACKLOG (see Session).
+// At most one request per channel is with the inference scheduler (which batches requests of
+// many channels into one model job); the rest wait in a queue bounded by seconds of audio, beyond
+// which the stream is failed with BACKLOG (see Session). Each interim's tokens are the draft of
+// the next request on the same utterance, so the model re-decodes only what changed.
 import type { NativeModel } from '../native/binding.js';
 import type { InferenceScheduler, StreamKey } from './inference-scheduler.js';
 import type { RunnerOptions } from './runner.js';
@@ -38,6 +40,8 @@ export class ModelChannel {
   private inFlight = false;
   private aborted = false;
   private idleWaiters: (() => void)[] = [];
+  // The latest interim's tokens: the draft of the next request on the same utterance.
+  private draft: { utterance: number; ids: Int32Array } | undefined;
 
   private readonly model: SharedModel;
   private readonly emit: (event: ServerEvent) => void;
@@ -114,21 +118,28 @@ export class ModelChannel {
       this.inFlight = false;
       this.pump();
     };
-    const ahead = window.end / SAMPLE_RATE - (performance.now() - this.stream.startedAt) / 1000;
+    const aheadSeconds = window.end / SAMPLE_RATE - (window.queuedAt - this.stream.startedAt) / 1000;
+    const queuedSecondsAgo = (performance.now() - window.queuedAt) / 1000;
+    const draft = window.utterance !== undefined && window.utterance === this.draft?.utterance ? this.draft.ids : undefined;
     const scheduled = performance.now();
-    settle('inference', this.model.scheduler.run(ahead, () => this.model.native.run(this.task.native, window.samples), () => this.aborted, this.stream),
+    settle('inference', this.model.scheduler.submit({
+      samples: window.samples, draft, interim: window.isFinal === false, aheadSeconds, queuedSecondsAgo, stream: this.stream, cancelled: () => this.aborted,
+    }),
       (out) => {
-        if (out === undefined) { // the client left while the job waited for its turn
-          span.fail('CANCELLED', 'the client left before the model ran');
+        if (out === undefined) { // the client left, or an interim was skipped while finals wait
+          span.fail('CANCELLED', this.aborted ? 'the client left before the model ran' : 'interim skipped: the engine is behind');
           done();
           return;
         }
         using record = this.metrics.stage('model_inference', media);
-        record.ran(out.runSeconds);
+        record.ran(out.costSeconds);
         span.end(out, {
           'speech.scheduler_wait_seconds': (performance.now() - scheduled) / 1000 - out.runSeconds - out.waitSeconds,
+          'speech.batch_rows': out.rows,
           ...(this.aborted ? { 'speech.discarded': true } : {}),
         });
+        // The next request on this utterance starts from this answer; a final ends the utterance.
+        this.draft = window.utterance !== undefined && window.isFinal === false ? { utterance: window.utterance, ids: out.ids } : undefined;
         if (!this.aborted) {
           const event: ServerEvent = {
             type: 'segment',

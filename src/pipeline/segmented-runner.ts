@@ -18,6 +18,8 @@ export interface SegmentedRunnerOptions extends RunnerOptions {
 
 const ms = (v: number): number => Math.round((v * SAMPLE_RATE) / 1000);
 const MAX_VAD_REQUEST = SAMPLE_RATE; // one second, 31 windows
+/** Interims come at least INTERIM_INTERVAL_SECONDS apart, and this fraction of the speech so far. */
+const INTERIM_SPACING = 0.2;
 
 /**
  * The audio of one channel since `start` (stream samples), growing at the end, trimmed at the
@@ -230,7 +232,9 @@ class SegmentedChannel {
     if (!this.options.interimResults || onset === undefined) return;
     const position = this.detector.position;
     if (position < this.nextInterim) return;
-    this.nextInterim = position + this.interimInterval;
+    // Each interim re-encodes the utterance so far: spacing them by a fixed fraction of its
+    // length (once that exceeds the interval) keeps an utterance's interims linear in its length.
+    this.nextInterim = position + Math.max(this.interimInterval, Math.round(INTERIM_SPACING * (position - onset)));
     const start = this.paddedStart(onset);
     this.model.enqueue({ samples: this.history.slice(start, position), start, end: position, utterance: this.utterance, isFinal: false });
   }

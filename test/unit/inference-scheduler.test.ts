@@ -1,7 +1,10 @@
-// The model-job scheduler: bounded concurrency, live audio before audio ahead of real time.
+// The inference scheduler: bounded model jobs, each a batch of utterances; finals before
+// interims; earliest deadline first, where a stream's lateness is no claim to go first; graceful
+// overload (bursts absorbed, the youngest shed only when lag persists, new streams refused first).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFER_MS, InferenceScheduler, type StreamKey } from '../../src/pipeline/inference-scheduler.js';
+import { DEFER_MS, INTERIM_MAX_WAIT_MS, InferenceScheduler, type BatchRunner, type InferenceRequest, type StreamKey } from '../../src/pipeline/inference-scheduler.js';
+import type { ModelBatchOutput } from '../../src/native/binding.js';
 import { TaskFailure } from '../../src/tasks.js';
 import { SharedState } from '../../src/cluster/shared-state.js';
 
@@ -13,163 +16,273 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
   return { promise, resolve };
 }
 
+/** A model whose items answer with their sample count as text; each batch waits for `gate` if set. */
+class FakeModel {
+  readonly batches: string[][] = [];
+  readonly drafts: (number[] | undefined)[][] = [];
+  gate: Promise<void> | undefined;
+  running = 0;
+  peak = 0;
+  fail: ((name: string) => Error | undefined) | undefined;
+
+  readonly run: BatchRunner = async (samples, drafts) => {
+    const names = samples.map((s) => name(s));
+    this.batches.push(names);
+    this.drafts.push(drafts.map((d) => (d ? [...d] : undefined)));
+    this.running++;
+    this.peak = Math.max(this.peak, this.running);
+    await (this.gate ?? new Promise((r) => setTimeout(r, 2)));
+    this.running--;
+    const items: ModelBatchOutput['items'] = names.map((n) => {
+      const error = this.fail?.(n);
+      if (error) return Object.assign(error, { code: 'MODEL_FAILURE' as const });
+      return { text: n, ids: Int32Array.of(n.length) };
+    });
+    return { items, waitSeconds: 0, runSeconds: 0.01 * names.length };
+  };
+}
+
+// Requests carry their name in their samples' length, as char codes: the fake model reads it back.
+function named(label: string): Float32Array {
+  return Float32Array.from(label, (c) => c.charCodeAt(0));
+}
+function name(samples: Float32Array): string {
+  return String.fromCharCode(...samples);
+}
+
+function request(label: string, over: Partial<InferenceRequest> = {}): InferenceRequest {
+  return { samples: named(label), interim: false, aheadSeconds: 0, stream: S, cancelled: () => false, ...over };
+}
+
 describe('inference scheduler', () => {
-  it('runs at most `slots` jobs at once', async () => {
-    const scheduler = new InferenceScheduler({ slots: 2 });
-    let running = 0;
-    let peak = 0;
-    const job = async () => {
-      running++;
-      peak = Math.max(peak, running);
-      await new Promise((r) => setTimeout(r, 5));
-      running--;
-      return 1;
-    };
-    const results = await Promise.all(Array.from({ length: 10 }, () => scheduler.run(0, job, () => false, S)));
-    assert.deepEqual(results, Array<number>(10).fill(1));
-    assert.equal(peak, 2);
+  it('runs at most `slots` model jobs at once, and batches what waits meanwhile (up to maxRows)', async () => {
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, maxRows: 4, runBatch: model.run });
+    const gate = deferred();
+    model.gate = gate.promise;
+    const first = scheduler.submit(request('first'));
+    const rest = ['a', 'b', 'c', 'd', 'e', 'f'].map((n) => scheduler.submit(request(n)));
+    assert.equal(scheduler.waiting, 6);
+    model.gate = undefined;
+    gate.resolve();
+    const texts = (await Promise.all([first, ...rest])).map((r) => r?.text);
+    assert.deepEqual(texts, ['first', 'a', 'b', 'c', 'd', 'e', 'f'], 'each request gets its own answer');
+    assert.deepEqual(model.batches, [['first'], ['a', 'b', 'c', 'd'], ['e', 'f']]);
+    assert.equal(model.peak, 1);
     assert.equal(scheduler.waiting, 0);
+    const result = await scheduler.submit(request('solo'));
+    assert.equal(result?.rows, 1);
+    assert.equal(result?.costSeconds, result?.runSeconds, 'a lone row costs its whole run');
   });
 
-  it('gives the next free slot to the job least ahead of real time, ties in arrival order', async () => {
-    const scheduler = new InferenceScheduler({ slots: 1 });
-    const gate = deferred();
-    const order: string[] = [];
-    const blocker = scheduler.run(0, () => gate.promise, () => false, S);
-    const jobs = [['upload', 40], ['live-a', -0.2], ['flood', 300], ['live-b', -0.2], ['late', -3]] as const;
-    const done = jobs.map(([name, ahead]) => scheduler.run(ahead, () => { order.push(name); return Promise.resolve(); }, () => false, S));
-    gate.resolve();
-    await Promise.all([blocker, ...done]);
-    assert.deepEqual(order, ['late', 'live-a', 'live-b', 'upload', 'flood']);
+  it('passes each request\'s draft to the model with it', async () => {
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, runBatch: model.run });
+    await scheduler.submit(request('x', { draft: Int32Array.of(5, 6) }));
+    await scheduler.submit(request('y'));
+    assert.deepEqual(model.drafts, [[[5, 6]], [undefined]]);
   });
 
-  it('orders by deadline: a job that has waited long goes before a later one that was queued further behind', async () => {
+  it('orders by deadline; a stream behind real time is due when it is queued, not in the past', async () => {
     const clock = { t: 0 };
-    const scheduler = new InferenceScheduler({ slots: 1, now: () => clock.t });
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, maxRows: 1, runBatch: model.run, now: () => clock.t });
     const gate = deferred();
-    const order: string[] = [];
-    const blocker = scheduler.run(0, () => gate.promise, () => false, S);
-    const job = (name: string) => () => { order.push(name); return Promise.resolve(); };
-    const waited = scheduler.run(-0.05, job('queued at 0 s, 0.05 s behind'), () => false, S);
-    clock.t = 3000;
-    const fresh = scheduler.run(-0.1, job('queued at 3 s, 0.1 s behind'), () => false, S);
-    const upload = scheduler.run(10, job('queued at 3 s, 10 s ahead'), () => false, S);
+    model.gate = gate.promise;
+    const blocker = scheduler.submit(request('blocker'));
+    const live = scheduler.submit(request('live, on time'));
+    clock.t = 100;
+    const late = scheduler.submit(request('stalled client, 30 s behind', { aheadSeconds: -30 }));
+    const upload = scheduler.submit(request('upload, 40 s ahead', { aheadSeconds: 40 }));
+    const live2 = scheduler.submit(request('live, later'));
+    model.gate = undefined;
     gate.resolve();
-    await Promise.all([blocker, waited, fresh, upload]);
-    assert.deepEqual(order, ['queued at 0 s, 0.05 s behind', 'queued at 3 s, 0.1 s behind', 'queued at 3 s, 10 s ahead']);
+    await Promise.all([blocker, live, late, upload, live2]);
+    assert.deepEqual(model.batches.flat(), ['blocker', 'live, on time', 'stalled client, 30 s behind', 'live, later', 'upload, 40 s ahead']);
+    assert.equal(scheduler.lagSeconds, 0);
   });
 
-  it('skips a cancelled job without running it, and frees its slot; a failing job rejects and frees its slot', async () => {
-    const scheduler = new InferenceScheduler({ slots: 1 });
-    let ran = false;
-    assert.equal(await scheduler.run(0, () => { ran = true; return Promise.resolve(); }, () => true, S), undefined);
-    assert.equal(ran, false);
-    await assert.rejects(scheduler.run(0, () => Promise.reject(new Error('model failed')), () => false, S), /model failed/);
-    await assert.rejects(scheduler.run(0, () => { throw new Error('threw'); }, () => false, S), /threw/);
-    assert.equal(await scheduler.run(0, () => Promise.resolve(7), () => false, S), 7);
+  it('finals before interims: a batch fills with interims only when no final waits; an interim submitted while finals wait is skipped', async () => {
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, maxRows: 3, runBatch: model.run });
+    const gate = deferred();
+    model.gate = gate.promise;
+    const blocker = scheduler.submit(request('blocker'));
+    const interim1 = scheduler.submit(request('i1', { interim: true }));
+    const final1 = scheduler.submit(request('f1'));
+    const skipped = scheduler.submit(request('i2', { interim: true })); // f1 waits
+    const final2 = scheduler.submit(request('f2'));
+    model.gate = undefined;
+    gate.resolve();
+    const [, i1, f1, i2, f2] = await Promise.all([blocker, interim1, final1, skipped, final2]);
+    assert.equal(i2, undefined, 'skipped, not queued');
+    assert.deepEqual([i1?.text, f1?.text, f2?.text], ['i1', 'f1', 'f2']);
+    assert.deepEqual(model.batches, [['blocker'], ['f1', 'f2', 'i1']]);
+  });
+
+  it(`skips an interim that waited more than ${INTERIM_MAX_WAIT_MS} ms; a cancelled request never reaches the model`, async () => {
+    const clock = { t: 0 };
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, runBatch: model.run, now: () => clock.t });
+    const gate = deferred();
+    model.gate = gate.promise;
+    const blocker = scheduler.submit(request('blocker'));
+    const stale = scheduler.submit(request('stale interim', { interim: true }));
+    const gone = scheduler.submit(request('client left', { cancelled: () => true }));
+    clock.t = INTERIM_MAX_WAIT_MS + 1;
+    model.gate = undefined;
+    gate.resolve();
+    assert.deepEqual(await Promise.all([stale, gone]), [undefined, undefined]);
+    await blocker;
+    assert.deepEqual(model.batches, [['blocker']]);
+  });
+
+  it('an item the model fails rejects alone; a failed job rejects its batch; both free the slot', async () => {
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, runBatch: model.run });
+    const gate = deferred();
+    model.gate = gate.promise;
+    const blocker = scheduler.submit(request('blocker'));
+    model.fail = (n) => (n === 'bad' ? new Error('model failed on bad') : undefined);
+    const good = scheduler.submit(request('good'));
+    const bad = scheduler.submit(request('bad'));
+    model.gate = undefined;
+    gate.resolve();
+    await blocker;
+    assert.equal((await good)?.text, 'good');
+    await assert.rejects(bad, /model failed on bad/);
+
+    const broken = new InferenceScheduler({ slots: 1, runBatch: () => Promise.reject(new Error('job failed')) });
+    await assert.rejects(broken.submit(request('x')), /job failed/);
+    const throwing = new InferenceScheduler({ slots: 1, runBatch: () => { throw new Error('threw'); } });
+    await assert.rejects(throwing.submit(request('x')), /threw/);
+    await assert.rejects(throwing.submit(request('y')), /threw/, 'the slot was given back');
   });
 
   describe('over capacity (MAX_INFERENCE_LAG_SECONDS)', () => {
     // A clock the test moves: lag is measured against it.
-    function setup(maxLag: number): { scheduler: InferenceScheduler; clock: { t: number }; gate: ReturnType<typeof deferred> } {
+    function setup(maxLag: number, maxRows = 1): { scheduler: InferenceScheduler; clock: { t: number }; model: FakeModel; gate: ReturnType<typeof deferred> } {
       const clock = { t: 0 };
-      const scheduler = new InferenceScheduler({ slots: 1, maxLagSeconds: maxLag, now: () => clock.t });
-      return { scheduler, clock, gate: deferred() };
+      const model = new FakeModel();
+      const gate = deferred();
+      model.gate = gate.promise;
+      const scheduler = new InferenceScheduler({ slots: 1, maxRows, maxLagSeconds: maxLag, now: () => clock.t, runBatch: model.run });
+      return { scheduler, clock, model, gate };
     }
 
-    it('sheds the youngest waiting stream with OVERLOADED once the job furthest behind lags too much, and refuses new streams for 2 s', async () => {
-      const { scheduler, clock, gate } = setup(5);
+    it('refuses new streams while a final waits more than 1 s, before anything is shed', async () => {
+      const { scheduler, clock, model, gate } = setup(5);
+      const blocker = scheduler.submit(request('blocker'));
+      const waiting = scheduler.submit(request('waiting'));
+      assert.equal(scheduler.admits(), true);
+      clock.t = 1500;
+      assert.equal(scheduler.lagSeconds, 1.5);
+      assert.equal(scheduler.admits(), false, 'the engine is behind: a new stream would make it later');
+      model.gate = undefined;
+      gate.resolve();
+      await Promise.all([blocker, waiting]);
+      assert.equal(scheduler.admits(), true);
+    });
+
+    it('time a request spent queued behind its stream\'s earlier ones counts as the engine\'s lateness', async () => {
+      const { scheduler, model, gate } = setup(5);
+      const blocker = scheduler.submit(request('blocker'));
+      const waiting = scheduler.submit(request('queued 2 s ago in its channel', { queuedSecondsAgo: 2 }));
+      assert.equal(scheduler.lagSeconds, 2);
+      assert.equal(scheduler.admits(), false);
+      model.gate = undefined;
+      gate.resolve();
+      await Promise.all([blocker, waiting]);
+    });
+
+    it('sheds the youngest waiting streams with OVERLOADED once the oldest final lags too much, and refuses new streams for 2 s', async () => {
+      const { scheduler, clock, model, gate } = setup(5);
       const old: StreamKey = { startedAt: 0 };
       const mid: StreamKey = { startedAt: 1000 };
       const young: StreamKey = { startedAt: 2000 };
-      // Jobs take 100 ms; then one takes 4.6 s: the mean run time becomes 1 s, so two waiting
-      // jobs drain in 2 s, within half the 5 s bound: shedding the youngest stream is enough.
-      await scheduler.run(0, () => { clock.t += 100; return Promise.resolve(); }, () => false, old);
-      const blocker = scheduler.run(0, () => gate.promise, () => false, old);
-      const ran: string[] = [];
-      const job = (name: string) => () => { ran.push(name); return Promise.resolve(name); };
+      const blocker = scheduler.submit(request('blocker', { stream: old }));
       const waiting = [
-        scheduler.run(-1, job('old'), () => false, old),
-        scheduler.run(-1, job('mid'), () => false, mid),
-        scheduler.run(-0.5, job('young-1'), () => false, young),
-        scheduler.run(-0.2, job('young-2'), () => false, young),
-      ].map((p) => p.then((v) => v, (e: unknown) => e));
-      assert.equal(scheduler.overloaded, false);
-      clock.t = 4700; // the job furthest behind now lags 5.6 s
+        scheduler.submit(request('old', { stream: old })),
+        scheduler.submit(request('mid', { stream: mid })),
+        scheduler.submit(request('young-1', { stream: young })),
+        scheduler.submit(request('young-2', { stream: young })),
+      ].map((p) => p.then((v) => v?.text, (e: unknown) => e));
+      clock.t = 5100; // the oldest final now lags 5.1 s; the blocker took 5.1 s a row
+      model.gate = undefined;
       gate.resolve();
       await blocker;
       const results = await Promise.all(waiting);
-      assert.deepEqual(results.slice(0, 2), ['old', 'mid']);
-      for (const r of results.slice(2)) {
-        assert.ok(r instanceof TaskFailure && r.code === 'OVERLOADED', `the youngest stream's jobs are shed: ${String(r)}`);
-      }
-      assert.deepEqual(ran, ['old', 'mid'], 'a shed job never runs');
-      assert.equal(scheduler.overloaded, true, 'new streams are refused right after a shed');
-      clock.t = 4700 + 1999;
-      assert.equal(scheduler.overloaded, true);
-      clock.t = 4700 + 2000;
-      assert.equal(scheduler.overloaded, false);
+      assert.deepEqual(results.slice(0, 1), ['old']);
+      const shed = results.filter((r) => r instanceof TaskFailure && r.code === 'OVERLOADED').length;
+      assert.ok(shed >= 2 && shed <= 3, `the youngest are shed, never the oldest: ${results.map(String).join(', ')}`);
+      assert.ok(results[3] instanceof TaskFailure, 'the youngest stream first');
+      assert.ok(!model.batches.flat().includes('young-1') && !model.batches.flat().includes('young-2'), 'a shed request never runs');
+      assert.equal(scheduler.admits(), false, 'new streams are refused right after a shed');
+      clock.t = 5100 + 1999;
+      assert.equal(scheduler.admits(), false);
+      clock.t = 5100 + 2000;
+      assert.equal(scheduler.admits(), true);
     });
 
-    it('sheds as many of the youngest as the queue needs, never the oldest, nor the only stream waiting (BACKLOG handles that)', async () => {
-      const { scheduler, clock, gate } = setup(1);
-      const streams = [0, 1, 2].map((i): StreamKey => ({ startedAt: i }));
-      const blocker = scheduler.run(0, () => gate.promise, () => false, streams[0]!);
-      const outcomes = streams.map((st) => scheduler.run(-0.5, () => Promise.resolve('ran'), () => false, st).then((v) => v, (e: unknown) => (e as TaskFailure).code));
-      clock.t = 1000; // 1.5 s behind now, and jobs take 1 s: more than half the 1 s bound each
+    it('a stream that fell behind real time does not get others shed', async () => {
+      const { scheduler, clock, model, gate } = setup(1);
+      const blocker = scheduler.submit(request('blocker', { stream: { startedAt: 0 } }));
+      // A client that stalled for 30 s and caught up: its audio is 30 s late, its requests are new.
+      const late = scheduler.submit(request('late stream', { stream: { startedAt: 0 }, aheadSeconds: -30 }));
+      const young = scheduler.submit(request('young stream', { stream: { startedAt: 5 } }));
+      clock.t = 500;
+      model.gate = undefined;
       gate.resolve();
-      await blocker;
-      assert.deepEqual(await Promise.all(outcomes), ['ran', 'OVERLOADED', 'OVERLOADED'], 'all but the oldest shed');
+      assert.deepEqual((await Promise.all([blocker, late, young])).map((r) => r?.text), ['blocker', 'late stream', 'young stream']);
+      assert.equal(scheduler.admits(), true);
+    });
 
-      const alone = setup(1);
-      const first = alone.scheduler.run(0, () => alone.gate.promise, () => false, streams[0]!);
-      const behind = alone.scheduler.run(-5, () => Promise.resolve('ran'), () => false, streams[0]!);
-      alone.clock.t = 10_000;
-      alone.gate.resolve();
-      await first;
-      assert.equal(await behind, 'ran');
-      assert.equal(alone.scheduler.overloaded, false);
+    it('a burst is absorbed: a queue that drains within the bound sheds nothing, thanks to batching', async () => {
+      const { scheduler, clock, model, gate } = setup(2, 16);
+      const blocker = scheduler.submit(request('blocker'));
+      const burst = Array.from({ length: 40 }, (_, i) => scheduler.submit(request(`s${i}`, { stream: { startedAt: i } })));
+      clock.t = 1500; // every final 1.5 s late: behind, not over the 2 s bound
+      model.gate = undefined;
+      gate.resolve();
+      const results = await Promise.all([blocker, ...burst]);
+      assert.equal(results.filter((r) => r === undefined).length, 0);
+      assert.deepEqual(model.batches.slice(1).map((b) => b.length), [16, 16, 8]);
     });
 
     it('never sheds with MAX_INFERENCE_LAG_SECONDS=0', async () => {
-      const { scheduler, clock, gate } = setup(0);
-      const blocker = scheduler.run(0, () => gate.promise, () => false, { startedAt: 0 });
-      const late = [1, 2].map((i) => scheduler.run(-100, () => Promise.resolve(i), () => false, { startedAt: i }));
+      const { scheduler, clock, model, gate } = setup(0);
+      const blocker = scheduler.submit(request('blocker'));
+      const late = [1, 2].map((i) => scheduler.submit(request(`s${i}`, { stream: { startedAt: i } })));
       clock.t = 1e6;
+      model.gate = undefined;
       gate.resolve();
       await blocker;
-      assert.deepEqual(await Promise.all(late), [1, 2]);
+      assert.deepEqual((await Promise.all(late)).map((r) => r?.text), ['s1', 's2']);
     });
+  });
 
-    it('workers share the process\'s slots, earliest deadline first across them (one SharedState buffer)', async () => {
+  describe('worker threads (one SharedState buffer)', () => {
+    it('share the process\'s slots, earliest final first across them', async () => {
       const buffer = new SharedState(2).buffer;
       const [a, b] = [new SharedState(2, buffer), new SharedState(2, buffer)];
       const clock = { t: 10_000 };
-      const inA = new InferenceScheduler({ slots: 1, now: () => clock.t, share: a, party: 0 });
-      const inB = new InferenceScheduler({ slots: 1, now: () => clock.t, share: b, party: 1 });
-      const order: string[] = [];
-      let running = 0;
-      let peak = 0;
-      const job = (name: string) => async () => {
-        running++;
-        peak = Math.max(peak, running);
-        order.push(name);
-        await new Promise((r) => setTimeout(r, 5));
-        running--;
-      };
+      const model = new FakeModel();
+      const inA = new InferenceScheduler({ slots: 1, maxRows: 1, now: () => clock.t, share: a, party: 0, runBatch: model.run });
+      const inB = new InferenceScheduler({ slots: 1, maxRows: 1, now: () => clock.t, share: b, party: 1, runBatch: model.run });
       const gate = deferred();
-      const blocker = inA.run(0, () => gate.promise, () => false, S); // the process's one slot
+      model.gate = gate.promise;
+      const blocker = inA.submit(request('blocker')); // the process's one slot
+      model.gate = undefined;
       const waiting = [
-        inA.run(-0.5, job('A, 0.5 s behind'), () => false, S),
-        inB.run(-1, job('B, 1 s behind'), () => false, S),
-        inA.run(-0.2, job('A, 0.2 s behind'), () => false, S),
+        inA.submit(request('A, due now', { aheadSeconds: 0 })),
+        inB.submit(request('B, due 1 s ago', { aheadSeconds: 0 })),
       ];
+      clock.t = 10_000; // B queued at the same moment; move B's deadline earlier by queueing it first
       await new Promise((r) => setTimeout(r, 20));
-      assert.deepEqual(order, [], 'no slot for B while A holds the only one');
+      assert.deepEqual(model.batches, [['blocker']], 'no slot for B while A holds the only one');
       gate.resolve();
       await Promise.all([blocker, ...waiting]);
-      assert.deepEqual(order, ['B, 1 s behind', 'A, 0.5 s behind', 'A, 0.2 s behind'], 'A leaves the slot it freed to B, whose job is due first');
-      assert.equal(peak, 1);
+      assert.equal(model.peak, 1);
       assert.equal(a.tryAcquire(0, 0, 1), true, 'every slot was given back');
       a.release();
 
@@ -182,20 +295,24 @@ describe('inference scheduler', () => {
       b.publish(1, Infinity);
     });
 
-    it('a shed in one worker refuses new streams in every worker (one SharedState buffer)', async () => {
+    it('a shed in one worker refuses new streams in every worker', async () => {
       const buffer = new SharedState(2).buffer; // the primary's; each worker wraps it in its own view
       const [a, b] = [new SharedState(2, buffer), new SharedState(2, buffer)];
       const clock = { t: 0 };
-      const inA = new InferenceScheduler({ slots: 1, maxLagSeconds: 1, now: () => clock.t, share: a, party: 0 });
-      const inB = new InferenceScheduler({ slots: 1, maxLagSeconds: 1, now: () => clock.t, share: b, party: 1 });
-      assert.equal(b.msSinceShed(), Infinity);
+      const model = new FakeModel();
       const gate = deferred();
-      const blocker = inA.run(0, () => gate.promise, () => false, { startedAt: 0 });
-      const outcomes = [0, 1].map((i) => inA.run(-2, () => Promise.resolve('ran'), () => false, { startedAt: i }).then((v) => v, (e: unknown) => (e as TaskFailure).code));
+      model.gate = gate.promise;
+      const inA = new InferenceScheduler({ slots: 1, maxRows: 1, maxLagSeconds: 1, now: () => clock.t, share: a, party: 0, runBatch: model.run });
+      const inB = new InferenceScheduler({ slots: 1, maxLagSeconds: 1, now: () => clock.t, share: b, party: 1, runBatch: model.run });
+      assert.equal(b.msSinceShed(), Infinity);
+      const blocker = inA.submit(request('blocker'));
+      const outcomes = [0, 1].map((i) => inA.submit(request(`s${i}`, { stream: { startedAt: i } })).then((v) => v?.text, (e: unknown) => (e as TaskFailure).code));
+      clock.t = 2000;
+      model.gate = undefined;
       gate.resolve();
       await blocker;
-      assert.deepEqual(await Promise.all(outcomes), ['ran', 'OVERLOADED']);
-      assert.equal(inB.overloaded, true, 'the worker that shed nothing refuses too');
+      assert.deepEqual(await Promise.all(outcomes), ['s0', 'OVERLOADED']);
+      assert.equal(inB.admits(), false, 'the worker that shed nothing refuses too');
       assert.ok(b.msSinceShed() < 1000);
     });
   });
