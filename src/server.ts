@@ -94,7 +94,7 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
       slots: config.threads, maxRows: config.inferenceBatchRows, maxLagSeconds: config.maxInferenceLagSeconds, share: shared, party: index,
       runBatch: (samples, drafts) => model.runBatch(inference.native, samples, drafts),
     });
-    metrics.inferenceWaiting = () => scheduler.waiting;
+    metrics.inference = scheduler;
     return { onnxruntime, deps: { config, model: { native: model, scheduler }, decoder, vad: batcher, metrics, log } };
   } finally {
     loader.close();

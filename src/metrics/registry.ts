@@ -6,6 +6,16 @@ import { ERROR_CODES, type ErrorCode } from '../protocol.js';
 import { NativeFamilies } from './native-families.js';
 import { StageHistogram } from './stage-histogram.js';
 
+/** What the metrics read of a worker's inference scheduler. */
+export interface EngineLoad {
+  readonly waiting: number;
+  readonly busyFraction: number;
+  admits(): boolean;
+}
+
+/** streams_admissible counts streams up to this share of the model slots. */
+const ADMISSIBLE_BUSY = 0.85;
+
 export const PIPELINE_STAGES = ['audio_decoding', 'vad_processing', 'model_inference'] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
 
@@ -110,12 +120,31 @@ export class Metrics {
     name: 'eventloop_lag_seconds', help: 'Event-loop lag: how late a 20 ms timer fired, by worker thread', labelNames: ['worker_thread'], registers: [this.registry],
     buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
   });
-  /** Set once the model is loaded: model jobs waiting in the inference scheduler. */
-  inferenceWaiting: () => number = () => 0;
+  /** Set once the model is loaded: this worker's inference scheduler. */
+  inference: EngineLoad = { waiting: 0, busyFraction: 0, admits: () => true };
   readonly inferenceQueue = new Gauge({
-    name: 'inference_jobs_waiting', help: 'Model jobs waiting for a threadpool slot in the inference scheduler (live audio goes first)',
+    name: 'inference_jobs_waiting', help: 'Utterances waiting for a model slot in the inference scheduler (finals first, live audio before uploads)',
     registers: [this.registry],
-    collect: () => { this.inferenceQueue.set(this.inferenceWaiting()); },
+    collect: () => { this.inferenceQueue.set(this.inference.waiting); },
+  });
+  readonly inferenceBatchRows = new Histogram({
+    name: 'inference_batch_rows', help: 'Utterances in the model job that transcribed each utterance (the engine batches what waits)',
+    buckets: [1, 2, 4, 8, 12, 16, 24, 32, 64], registers: [this.registry],
+  });
+  readonly inferenceBusy = new Gauge({
+    name: 'inference_busy_ratio', help: 'Share of its model slots each worker thread kept busy, smoothed over about 10 s (0-1)',
+    labelNames: ['worker_thread'], registers: [this.registry],
+    collect: () => { this.inferenceBusy.set({ worker_thread: this.worker }, this.inference.busyFraction); },
+  });
+  // What a stream costs this worker's share of the model slots, learnt while it holds streams,
+  // so the estimate also holds for an idle pod. The prior: the capacity measured per worker.
+  private costPerStream = 1 / 60;
+  private streamsHere = 0;
+  readonly streamsAdmissible = new Gauge({
+    name: 'streams_admissible',
+    help: 'Streams the process can still take before its model slots are 85 % busy (0 while it refuses new streams); summed over worker threads',
+    registers: [this.registry],
+    collect: () => { this.streamsAdmissible.set(this.admissible()); },
   });
   private lastUtilization = performance.eventLoopUtilization();
   readonly eventLoopUtilization = new Gauge({
@@ -173,13 +202,23 @@ export class Metrics {
     this.connectionsActive.dec({ worker_thread: this.worker });
   }
 
+  /** This worker's estimate of the streams it can still take (see streams_admissible). */
+  admissible(): number {
+    if (!this.inference.admits()) return 0;
+    const busy = this.inference.busyFraction;
+    if (this.streamsHere >= 5 && busy > 0.05) this.costPerStream = 0.9 * this.costPerStream + 0.1 * (busy / this.streamsHere);
+    return Math.max(0, Math.floor((ADMISSIBLE_BUSY - busy) / this.costPerStream));
+  }
+
   streamStarted(route: string): void {
+    this.streamsHere++;
     this.shared.streamStarted();
     this.streamsTotal.inc({ route });
     this.streamsActive.inc({ route });
   }
 
   streamEnded(route: string): void {
+    this.streamsHere--;
     this.shared.streamEnded();
     this.streamsActive.dec({ route });
   }

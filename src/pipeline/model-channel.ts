@@ -133,6 +133,7 @@ export class ModelChannel {
         }
         using record = this.metrics.stage('model_inference', media);
         record.ran(out.costSeconds);
+        this.metrics.inferenceBatchRows.observe(out.rows);
         span.end(out, {
           'speech.scheduler_wait_seconds': (performance.now() - scheduled) / 1000 - out.runSeconds - out.waitSeconds,
           'speech.batch_rows': out.rows,
