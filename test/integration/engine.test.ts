@@ -1,0 +1,107 @@
+// The inference engine's native half, in process (no server): Moonshine transcribing many
+// utterances in one job (decoded in lock-step, each padded with silence to its group's longest)
+// and decoding with a draft (the previous interim's tokens) give the words single greedy
+// decoding gives, on recorded human speech. Differences are bounded, not forbidden: the decoder
+// quantizes its activations with one scale per call, so a row's logits shift a little with the
+// other rows (and a many-token call with its length), which can tip near-ties (punctuation).
+import assert from 'node:assert/strict';
+import { after, before, describe, it, type TestContext } from 'node:test';
+import path from 'node:path';
+import { addon, isNativeError, type ModelItem, type NativeModel } from '../../src/native/binding.js';
+import { PROJECT_ROOT } from '../../src/paths.js';
+import { Task } from '../../src/tasks.js';
+import { digitWords, realSpeech } from '../helpers/real-speech.js';
+import { wordErrors } from '../helpers/wer.js';
+
+const { samples, utterances } = realSpeech();
+// Each utterance with a little padding, as the VAD hands them over.
+const clips = utterances.map((u) => samples.slice(Math.max(0, Math.round((u.start - 0.2) * 16000)), Math.round((u.end + 0.2) * 16000)));
+
+let task: Task;
+let model: NativeModel;
+before(async () => {
+  task = new Task('inference');
+  model = await addon.loadModel(task.native, { kind: 'moonshine', dir: path.join(PROJECT_ROOT, 'models/moonshine-tiny') });
+});
+after(() => task.close());
+
+function texts(items: (ModelItem | Error)[]): string[] {
+  return items.map((item) => {
+    assert.ok(!isNativeError(item), `an item failed: ${String(item)}`);
+    return (item as ModelItem).text ?? '';
+  });
+}
+
+function errorsAgainstReference(hypotheses: string[]): number {
+  return hypotheses.reduce((n, h, i) => n + wordErrors(digitWords(utterances[i]!.text), digitWords(h)), 0);
+}
+
+describe('inference engine (native, real speech)', () => {
+  let single: string[] = [];
+
+  it('one utterance per job: the reference decoding, WER within its measured bound', async (t: TestContext) => {
+    single = [];
+    for (const clip of clips) single.push(...texts((await model.runBatch(task.native, [clip], [undefined])).items));
+    const errors = errorsAgainstReference(single);
+    const total = utterances.reduce((n, u) => n + digitWords(u.text).split(' ').length, 0);
+    t.diagnostic(`single: ${errors}/${total} word errors (WER ${(errors / total).toFixed(3)})`);
+    // Measured 2026-12-01: 7 errors in 147 words.
+    assert.ok(errors / total <= 0.08, `WER ${(errors / total).toFixed(3)}`);
+  });
+
+  it('all utterances in one job give the same words, within one word in all (the WER does not rise)', async (t: TestContext) => {
+    const out = await model.runBatch(task.native, clips, clips.map(() => undefined));
+    const batched = texts(out.items);
+    const differing = batched.reduce((n, b, i) => n + wordErrors(single[i]!, b), 0);
+    t.diagnostic(`batched: ${differing} words differ from single decoding; ${errorsAgainstReference(batched)} errors against the reference (single: ${errorsAgainstReference(single)})`);
+    assert.ok(differing <= 1, `${differing} words differ`);
+    assert.ok(errorsAgainstReference(batched) <= errorsAgainstReference(single), 'the WER does not rise');
+    assert.equal(out.items.length, clips.length);
+    for (const item of out.items) assert.ok((item as ModelItem).ids.length > 0, 'each item carries its tokens');
+  });
+
+  it('interims chained by drafts: each final is the one decoded from scratch; interims differ only slightly', async (t: TestContext) => {
+    let interimDiffs = 0;
+    let interims = 0;
+    for (const [i, clip] of clips.slice(0, 6).entries()) {
+      let draft: Int32Array | undefined;
+      for (let end = 16000; ; end += 8000) {
+        const isFinal = end >= clip.length;
+        const audio = clip.subarray(0, Math.min(end, clip.length));
+        const [drafted] = (await model.runBatch(task.native, [audio], [draft])).items as ModelItem[];
+        if (isFinal) {
+          assert.equal(wordErrors(single[i]!, drafted!.text!), 0, `utterance ${i + 1}: "${drafted!.text}" vs "${single[i]}"`);
+          break;
+        }
+        const [scratch] = (await model.runBatch(task.native, [audio], [undefined])).items as ModelItem[];
+        interims++;
+        interimDiffs += wordErrors(scratch!.text!, drafted!.text!) > 0 ? 1 : 0;
+        draft = drafted!.ids;
+      }
+    }
+    t.diagnostic(`${interimDiffs} of ${interims} interims differ from decoding from scratch`);
+    assert.ok(interimDiffs <= interims / 5, `${interimDiffs} of ${interims} interims differ`);
+  });
+
+  it('a draft the model disagrees with from its first token costs nothing in words', async () => {
+    const junk = Int32Array.from({ length: 12 }, (_, k) => 1000 + k);
+    const [withJunk] = (await model.runBatch(task.native, [clips[0]!], [junk])).items as ModelItem[];
+    assert.equal(withJunk!.text, single[0]);
+  });
+
+  it('refuses malformed batches synchronously with INVALID_ARGUMENT', () => {
+    for (const [s, d] of [[[], []], [[clips[0]!], []], [[new Float64Array(4)], [undefined]], [[clips[0]!], [new Float32Array(2)]]] as const) {
+      assert.throws(() => model.runBatch(task.native, s as unknown as Float32Array[], d as unknown as (Int32Array | undefined)[]), (e: unknown) => isNativeError(e) && e.code === 'INVALID_ARGUMENT');
+    }
+  });
+
+  it('a model without batching (the stub) answers item by item; a failing item fails alone, counted', async () => {
+    const stub = await addon.loadModel(task.native, { kind: 'stub', stub: { delay_ms: 0, constant_factor: 0, jitter: 0, failure_rate: 1, panic_rate: 0, warmup_penalty_ms: 0, seed: 3 } });
+    const out = await stub.runBatch(task.native, [clips[0]!, clips[1]!], [undefined, undefined]);
+    assert.equal(out.items.length, 2);
+    for (const item of out.items) assert.ok(isNativeError(item) && item.code === 'MODEL_FAILURE', String(item));
+    const ok = await addon.loadModel(task.native, { kind: 'stub', stub: { delay_ms: 0, constant_factor: 0, jitter: 0, failure_rate: 0, panic_rate: 0, warmup_penalty_ms: 0, seed: 3 } });
+    const counts = (await ok.runBatch(task.native, [clips[0]!, clips[1]!], [undefined, undefined])).items as ModelItem[];
+    assert.deepEqual(counts.map((c) => c.count), [clips[0]!.length, clips[1]!.length]);
+  });
+});
