@@ -27,7 +27,7 @@ after(() => task.close());
 
 function texts(items: (ModelItem | Error)[]): string[] {
   return items.map((item) => {
-    assert.ok(!isNativeError(item), `an item failed: ${String(item)}`);
+    assert.ok(!isNativeError(item), `an item failed: ${isNativeError(item) ? item.message : ""}`);
     return (item as ModelItem).text ?? '';
   });
 }
@@ -99,7 +99,7 @@ describe('inference engine (native, real speech)', () => {
     const stub = await addon.loadModel(task.native, { kind: 'stub', stub: { delay_ms: 0, constant_factor: 0, jitter: 0, failure_rate: 1, panic_rate: 0, warmup_penalty_ms: 0, seed: 3 } });
     const out = await stub.runBatch(task.native, [clips[0]!, clips[1]!], [undefined, undefined]);
     assert.equal(out.items.length, 2);
-    for (const item of out.items) assert.ok(isNativeError(item) && item.code === 'MODEL_FAILURE', String(item));
+    for (const item of out.items) assert.ok(isNativeError(item) && item.code === 'MODEL_FAILURE', JSON.stringify(item));
     const ok = await addon.loadModel(task.native, { kind: 'stub', stub: { delay_ms: 0, constant_factor: 0, jitter: 0, failure_rate: 0, panic_rate: 0, warmup_penalty_ms: 0, seed: 3 } });
     const counts = (await ok.runBatch(task.native, [clips[0]!, clips[1]!], [undefined, undefined])).items as ModelItem[];
     assert.deepEqual(counts.map((c) => c.count), [clips[0]!.length, clips[1]!.length]);
