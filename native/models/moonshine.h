@@ -40,7 +40,9 @@ struct MoonshineRequest {
 // decoded together, each padded with silence to the longest of its group.
 struct MoonshineBatchOptions {
   std::size_t max_rows = 16;          // utterances in one decoder call
-  std::size_t max_pad_samples = 8000;  // silence added to an utterance to join a group (0.5 s)
+  // Silence added to an utterance to join a group: 2 s cost less CPU than 0.5 s (bench/engine.ts:
+  // the encoder reruns on the padding, the decoder shares more calls) with the same words.
+  std::size_t max_pad_samples = 32000;
 };
 
 class MoonshineModel final : public Model {
