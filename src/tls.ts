@@ -63,12 +63,14 @@ function certificates(setting: string, file: string, pem: Buffer): { pem: string
 }
 
 function privateKey(file: string, pem: Buffer, passphrase: string): KeyObject {
+  // OpenSSL 3 reports a missing passphrase as "interrupted or cancelled": say it plainly.
+  const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem.toString('latin1'));
+  if (encrypted && passphrase === '') throw new TlsError(`TLS_KEY_FILE (--tls-key-file) ${file} is encrypted: set TLS_KEY_PASSPHRASE`);
   try {
     return createPrivateKey({ key: pem, format: 'pem', ...(passphrase !== '' ? { passphrase } : {}) });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ERR_MISSING_PASSPHRASE') throw new TlsError(`TLS_KEY_FILE (--tls-key-file) ${file} is encrypted: set TLS_KEY_PASSPHRASE`);
-    if (passphrase !== '' && /bad decrypt|decrypt/i.test(err.message)) {
+    if (encrypted) {
       throw new TlsError(`TLS_KEY_PASSPHRASE (--tls-key-passphrase) does not decrypt TLS_KEY_FILE (--tls-key-file) ${file}`);
     }
     throw new TlsError(`TLS_KEY_FILE (--tls-key-file) ${file} is not a PEM private key (${err.message})`);
