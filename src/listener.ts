@@ -39,8 +39,6 @@ export class RouteTable {
 
 export interface Listener {
   readonly port: number;
-  /** The certificate new connections get; undefined for plain HTTP. */
-  readonly certificate: CertificateInfo | undefined;
   /**
    * TLS: reads and checks the files again and serves new connections with them; live
    * connections keep theirs. Rejects (and the previous certificate stays) when the files are bad.
@@ -84,12 +82,13 @@ export async function listen(config: Config, port: number, routes: RouteTable, o
   // A reload listens a second time on the port, which needs SO_REUSEPORT, which uSockets only
   // sets on a fixed port: PORT=0 is resolved first (worker threads get a fixed one already).
   const fixed = tls && port === 0 ? await freePort(config.host) : port;
-  let { app, certificate } = build(config, routes);
-  let socket: us_listen_socket | false = await listenOn(app, config.host, fixed);
+  const first = build(config, routes);
+  let socket: us_listen_socket | false = await listenOn(first.app, config.host, fixed);
+  // The listen socket is a socket: its local port is the one the OS picked for PORT=0.
   const bound = uws.us_socket_local_port(socket);
   onListen(bound);
   // Retired apps stay referenced: they still serve the connections they accepted.
-  const apps: TemplatedApp[] = [app];
+  const apps: TemplatedApp[] = [first.app];
   let reloading: Promise<unknown> = Promise.resolve();
 
   async function swap(): Promise<CertificateInfo> {
@@ -106,18 +105,13 @@ export async function listen(config: Config, port: number, routes: RouteTable, o
     // when it closes (SO_REUSEPORT does not move them; Linux's net.ipv4.tcp_migrate_req does).
     uws.us_listen_socket_close(socket);
     socket = nextSocket;
-    app = next.app;
-    apps.push(app);
-    certificate = next.certificate!;
+    apps.push(next.app);
     onListen(bound);
-    return certificate;
+    return next.certificate!;
   }
 
   return {
     port: bound,
-    get certificate() {
-      return certificate;
-    },
     reload() {
       // One at a time: a second SIGHUP waits for the first's swap.
       const result = reloading.then(swap, swap);

@@ -45,8 +45,6 @@ export const LIVENESS_PATH = '/api/v1/health/live';
 
 export interface Server {
   readonly port: number;
-  /** The certificate new connections get (TLS_CERT_FILE); undefined for plain HTTP. */
-  readonly certificate: CertificateInfo | undefined;
   /** Re-reads the TLS files for new connections; live ones keep theirs (src/listener.ts). */
   reload(): Promise<CertificateInfo>;
   /** This thread's metric families as prom-client JSON (for the primary to aggregate). */
@@ -279,9 +277,6 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
 
   return {
     port,
-    get certificate() {
-      return listener.certificate;
-    },
     reload: () => listener.reload(),
     json: () => metrics.json(),
     async ready() {
