@@ -9,6 +9,10 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export interface Config {
   host: string;
   port: number;
+  tlsCertFile: string;
+  tlsKeyFile: string;
+  tlsKeyPassphrase: string;
+  tlsCaFile: string;
   model: ModelName;
   modelsDir: string;
   stub: StubOptions;
@@ -139,6 +143,14 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     if (raw.trim() === '') throw new Error('must not be empty');
     return raw;
   } },
+  { key: 'tlsCertFile', env: 'TLS_CERT_FILE', default: '', parse: (raw) => raw,
+    help: 'PEM certificate (then any intermediates): with TLS_KEY_FILE, every route is served over TLS (wss://, https://) on PORT; re-read on SIGHUP (unset: plain HTTP)' },
+  { key: 'tlsKeyFile', env: 'TLS_KEY_FILE', default: '', parse: (raw) => raw,
+    help: 'PEM private key of TLS_CERT_FILE; re-read with it on SIGHUP' },
+  { key: 'tlsKeyPassphrase', env: 'TLS_KEY_PASSPHRASE', default: '', parse: (raw) => raw,
+    help: 'passphrase of an encrypted TLS_KEY_FILE (prefer the variable: a flag shows in ps)' },
+  { key: 'tlsCaFile', env: 'TLS_CA_FILE', default: '', parse: (raw) => raw,
+    help: 'PEM intermediate CA certificates sent after TLS_CERT_FILE\'s, for a chain kept apart from the certificate' },
   { key: 'model', env: 'MODEL', default: 'moonshine-tiny', parse: oneOf<ModelName>('moonshine-tiny', 'stub'),
     help: 'speech model: moonshine-tiny (English ASR) or stub (the template\'s test model)' },
   { key: 'modelsDir', env: 'MODELS_DIR', default: '', parse: (raw) => raw,
@@ -246,6 +258,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
   }
   const result = config as unknown as Config;
   if (result.threads === 0) result.threads = cpuBudget();
+  if ((result.tlsCertFile === '') !== (result.tlsKeyFile === '')) {
+    const [set, unset] = result.tlsCertFile !== '' ? ['TLS_CERT_FILE (--tls-cert-file)', 'TLS_KEY_FILE (--tls-key-file)'] : ['TLS_KEY_FILE (--tls-key-file)', 'TLS_CERT_FILE (--tls-cert-file)'];
+    throw new ConfigError(`${set} is set but ${unset} is not: TLS needs both`);
+  }
+  for (const [key, name] of [['tlsKeyPassphrase', 'TLS_KEY_PASSPHRASE (--tls-key-passphrase)'], ['tlsCaFile', 'TLS_CA_FILE (--tls-ca-file)']] as const) {
+    if (result[key] !== '' && result.tlsCertFile === '') throw new ConfigError(`${name} is set but TLS_CERT_FILE and TLS_KEY_FILE are not`);
+  }
   if (result.vadEndThreshold > result.vadStartThreshold) {
     throw new ConfigError(`VAD_END_THRESHOLD (${result.vadEndThreshold}) must be at most VAD_START_THRESHOLD (${result.vadStartThreshold})`);
   }

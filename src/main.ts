@@ -3,6 +3,7 @@
 // threads sharing the port (src/cluster/primary.ts).
 import { ConfigError, helpText, loadConfig, threadpoolSize, workerCount, type Config } from './config.js';
 import { Logger } from './log.js';
+import { TlsError, loadTls, tlsEnabled, type CertificateInfo } from './tls.js';
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
@@ -37,6 +38,20 @@ try {
   process.stderr.write(`configuration error: ${e.message}\n`);
   process.exit(2);
 }
+// TLS files are checked here, before anything starts, so a bad one is a configuration error
+// naming the setting and the file; each server reads them again for its SSLApp.
+let certificate: CertificateInfo | undefined;
+if (tlsEnabled(config)) {
+  try {
+    const material = loadTls(config);
+    material.dispose();
+    certificate = material.info;
+  } catch (e) {
+    if (!(e instanceof TlsError)) throw e;
+    process.stderr.write(`configuration error: ${e.message}\n`);
+    process.exit(2);
+  }
+}
 const workers = workerCount(config);
 (await import('./native/binding.js')).addon.setThreadpoolNice(config.threadpoolNice);
 
@@ -45,6 +60,7 @@ interface Running {
   /** With worker threads: rejects when one fails. */
   readonly crashed?: Promise<never>;
   ready(): Promise<void>;
+  reload(): Promise<CertificateInfo>;
   drain(graceSeconds: number): Promise<number>;
 }
 
@@ -61,10 +77,17 @@ async function start(): Promise<Running> {
   return cluster.startPrimary(config, workers);
 }
 
+function logCertificate(msg: string, info: CertificateInfo): void {
+  const fields = { subject: info.subject, serial: info.serial, fingerprint256: info.fingerprint256, valid_to: info.validTo, chain_length: info.chainLength };
+  if (Date.parse(info.validTo) < Date.now()) log.warn(`${msg}: it has expired`, fields);
+  else log.info(msg, fields);
+}
+
 try {
   // Listen first so health can say "not ready" while the models load and warm up.
   const server = await start();
-  log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads, workers });
+  log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads, workers, tls: certificate !== undefined });
+  if (certificate) logCertificate('tls certificate', certificate);
   if (tracing.tracingEnabled()) log.info('tracing', { endpoint: tracing.tracesEndpoint() });
   let stopping = false;
   const shutdown = (signal: string): void => {
@@ -88,6 +111,17 @@ try {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  // SIGHUP re-reads the certificate and key (e.g. after a renewal); live streams keep theirs.
+  // Without TLS, SIGHUP keeps its default (the process ends), as before.
+  if (certificate) {
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      server.reload().then(
+        (info) => logCertificate('tls certificate reloaded', info),
+        (e: unknown) => log.error('tls reload failed: new connections keep the previous certificate', { error: e instanceof Error ? e.message : String(e) }),
+      );
+    });
+  }
   await server.ready();
   log.announce('ready', { port: server.port, model: config.model, workers });
   // Before this, a failed worker is a failed start-up (above); from now on it ends the process.

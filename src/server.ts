@@ -1,6 +1,6 @@
 // The uWebSockets.js app: WebSocket routes, health, metrics. Routing, JSON and byte copies only:
 // everything heavier runs natively on the threadpool.
-import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, WebSocket } from 'uWebSockets.js';
 import { threadpoolSize, type Config } from './config.js';
 import type { Logger } from './log.js';
 import type { SharedState } from './cluster/shared-state.js';
@@ -9,7 +9,9 @@ import { nativePanics } from './metrics/native-families.js';
 import { Authenticator } from './auth.js';
 import { loadSpeechModel, loadVad } from './models.js';
 import { loadStaticFiles } from './static-files.js';
-import { addon, uws } from './native/binding.js';
+import { addon } from './native/binding.js';
+import { RouteTable, listen } from './listener.js';
+import type { CertificateInfo } from './tls.js';
 import { InferenceScheduler } from './pipeline/inference-scheduler.js';
 import { DecodeBatcher } from './pipeline/decode-batcher.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
@@ -43,6 +45,8 @@ export const LIVENESS_PATH = '/api/v1/health/live';
 
 export interface Server {
   readonly port: number;
+  /** Re-reads the TLS files for new connections; live ones keep theirs (src/listener.ts). */
+  reload(): Promise<CertificateInfo>;
   /** This thread's metric families as prom-client JSON (for the primary to aggregate). */
   json(): ReturnType<Metrics['json']>;
   /** Loads and warms the models; the server answers upgrades once this resolves. */
@@ -112,9 +116,9 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
   const routing = new Task('api_routing');
   const auth = new Authenticator(config.authToken);
   const sockets = new Set<WebSocket<Connection>>();
-  let listenSocket: us_listen_socket | false = false;
 
-  const app: TemplatedApp = uws.App();
+  // Recorded, then applied to the App or SSLApp (a TLS reload builds another: src/listener.ts).
+  const app = new RouteTable();
   for (const [route, path] of Object.entries(ROUTES) as [Route, string][]) {
     app.ws<Connection>(path, {
       // Frames up to twice the limit are read and refused with an error event and 1009; uWS drops
@@ -261,27 +265,22 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
     notFound(res, req.getMethod(), req.getUrl(), metrics);
   }));
 
-  const socket = await new Promise<us_listen_socket>((resolve, reject) => {
-    // uSockets listens with SO_REUSEPORT: every worker thread listens on the same port and the
-    // kernel spreads new connections across them.
-    app.listen(config.host, place.port, (s) => {
-      if (s) resolve(s);
-      else reject(new Error(`cannot listen on ${config.host}:${place.port}`));
-    });
+  // uSockets listens with SO_REUSEPORT: every worker thread listens on the same port and the
+  // kernel spreads new connections across them.
+  const listener = await listen(config, place.port, app, (port) => {
+    // A small receive window is the read pause uWebSockets.js lacks: a client pushing audio far
+    // faster than real time gets at most one buffer per event-loop pass read, instead of megabytes
+    // that stretch the pass (and every health probe behind it), including what it keeps sending
+    // after being closed. Accepted connections inherit the listening socket's buffer.
+    if (config.socketReceiveBuffer > 0 && addon.setListenReceiveBuffer(port, config.socketReceiveBuffer) === 0) {
+      log.warn('no listening socket found to set SOCKET_RECEIVE_BUFFER on: connections keep the OS default', { port });
+    }
   });
-  listenSocket = socket;
-  // The listen socket is a socket: its local port is the one the OS picked for PORT=0.
-  const port = uws.us_socket_local_port(socket);
-  // A small receive window is the read pause uWebSockets.js lacks: a client pushing audio far
-  // faster than real time gets at most one buffer per event-loop pass read, instead of megabytes
-  // that stretch the pass (and every health probe behind it), including what it keeps sending
-  // after being closed. Accepted connections inherit the listening socket's buffer.
-  if (config.socketReceiveBuffer > 0 && addon.setListenReceiveBuffer(port, config.socketReceiveBuffer) === 0) {
-    log.warn('no listening socket found to set SOCKET_RECEIVE_BUFFER on: connections keep the OS default', { port });
-  }
+  const port = listener.port;
 
   return {
     port,
+    reload: () => listener.reload(),
     json: () => metrics.json(),
     async ready() {
       loaded = await loadAndWarm(config, place, metrics, log);
@@ -297,8 +296,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
       await Promise.race([finished, timedOut]);
       clearTimeout(timer);
       clearInterval(idleSweep);
-      if (listenSocket) uws.us_listen_socket_close(listenSocket);
-      listenSocket = false;
+      listener.close();
       const cut = sockets.size;
       for (const ws of [...sockets]) ws.end(GOING_AWAY, 'server shutting down');
       routing.close();

@@ -1,5 +1,6 @@
 // Opening a WebSocket to the server, every way it can fail turned into a one-line reason and a code.
-import type { ClientRequest, IncomingMessage } from 'node:http';
+import http, { type ClientRequest, type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import WebSocket from 'ws';
 import { CliError, UsageError } from './errors.js';
 
@@ -43,13 +44,33 @@ const NETWORK_REASONS: Record<string, [string, string]> = {
 };
 
 /**
+ * GETs `url` as text. `ca` (PEM, from --ca) is trusted instead of the default roots, as with
+ * connect(); NODE_EXTRA_CA_CERTS extends the default roots without it.
+ */
+export function getText(url: URL, headers: Record<string, string>, ca: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+  const get = url.protocol === 'https:' ? https.get : http.get;
+  return new Promise((resolve, reject) => {
+    // No agent: a kept-alive socket would outlive the command.
+    const req = get(url, { headers, agent: false, timeout: timeoutMs, ...(ca !== undefined ? { ca } : {}) }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer in ${timeoutMs / 1000} s`)));
+    req.on('error', reject);
+  });
+}
+
+/**
  * Connects, sending `token` as `Authorization: Bearer`. Rejects with a CliError whose `code` is
  * CONNECT_* for network failures, HTTP_<status> when the server refuses the upgrade (its JSON
  * `error` quoted), CONNECT_TIMEOUT when no handshake completes in `timeoutMs`.
  */
-export async function connect(url: URL, token: string | undefined, timeoutMs: number): Promise<WebSocket> {
+export async function connect(url: URL, token: string | undefined, timeoutMs: number, ca?: string): Promise<WebSocket> {
   const where = url.host;
-  const ws = new WebSocket(url, { headers: authHeaders(token), handshakeTimeout: timeoutMs, perMessageDeflate: false });
+  const ws = new WebSocket(url, { headers: authHeaders(token), handshakeTimeout: timeoutMs, perMessageDeflate: false, ...(ca !== undefined ? { ca } : {}) });
   return new Promise<WebSocket>((resolve, reject) => {
     let settled = false;
     const fail = (error: CliError): void => {

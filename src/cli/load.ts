@@ -13,6 +13,7 @@ export interface LoadCommandOptions {
   raw: RawFlags;
   url: URL;
   token: string | undefined;
+  ca: string | undefined;
   streams: number;
   rampUpSeconds: number;
   /** Multiple of real time; Infinity: unpaced. */
@@ -64,7 +65,7 @@ export async function loadCommand(o: LoadCommandOptions): Promise<number> {
   };
   process.on('SIGINT', onSigint);
 
-  const sampler = new MetricsSampler(o.metricsUrl, o.token, o.metricsIntervalMs);
+  const sampler = new MetricsSampler(o.metricsUrl, o.token, o.metricsIntervalMs, o.ca);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   sampler.start();
@@ -103,7 +104,7 @@ export async function loadCommand(o: LoadCommandOptions): Promise<number> {
       let r: StreamResult;
       try {
         r = await runStream({
-          url: o.url, token: o.token, audio, chunkBytes: o.chunkBytes, speed: o.speed, interim: o.interim,
+          url: o.url, token: o.token, ca: o.ca, audio, chunkBytes: o.chunkBytes, speed: o.speed, interim: o.interim,
           traceId: `load-${w}-${k}`, connectTimeoutMs: o.connectTimeoutMs, waitMs: o.waitMs, signal: stop.signal,
         });
       } finally {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // speech-client: command-line clients for the speech server. Parses the arguments of each command,
 // checks them, and dispatches; every failure ends as one line on stderr and a non-zero exit code.
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { metricsUrl, parseWsUrl } from './connect.js';
 import { CliError, UsageError } from './errors.js';
@@ -36,6 +37,8 @@ const AUDIO_HELP = `Audio:
 const CONNECTION_HELP = `Connection:
   --url URL                WebSocket URL of a route (default ${DEFAULT_URL})
   --token TOKEN            sent as "Authorization: Bearer TOKEN" (default: $SPEECH_CLIENT_TOKEN)
+  --ca FILE                PEM CA certificate(s) to trust for wss:// (and https:// metrics) instead
+                           of the system's; NODE_EXTRA_CA_CERTS=FILE adds to the system's instead
   --chunk-bytes N          bytes per binary frame (default 256)
   --interim                ask for interim results (segmented route)
   --connect-timeout S      give up connecting after S seconds (default 10)
@@ -103,6 +106,7 @@ Load:
 const COMMON_OPTIONS = {
   url: { type: 'string' },
   token: { type: 'string' },
+  ca: { type: 'string' },
   'chunk-bytes': { type: 'string' },
   interim: { type: 'boolean' },
   'connect-timeout': { type: 'string' },
@@ -168,10 +172,23 @@ function rawFlags(values: Values): RawFlags {
   };
 }
 
-function connection(values: Values): { url: URL; token: string | undefined; chunkBytes: number; interim: boolean; connectTimeoutMs: number; waitMs: number } {
+function readCa(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read --ca ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--ca ${file} holds no PEM certificate`);
+  return pem;
+}
+
+function connection(values: Values): { url: URL; token: string | undefined; ca: string | undefined; chunkBytes: number; interim: boolean; connectTimeoutMs: number; waitMs: number } {
   return {
     url: parseWsUrl(str(values, 'url') ?? DEFAULT_URL),
     token: str(values, 'token') ?? process.env['SPEECH_CLIENT_TOKEN'],
+    ca: readCa(str(values, 'ca')),
     chunkBytes: num(values, 'chunk-bytes', { integer: true, min: 1, max: 64 << 20 }) ?? 256,
     interim: bool(values, 'interim') ?? false,
     connectTimeoutMs: (num(values, 'connect-timeout', { min: 0, exclusiveMin: true }) ?? 10) * 1000,

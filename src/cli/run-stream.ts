@@ -16,6 +16,8 @@ export interface ServerEvent {
 export interface StreamOptions {
   url: URL;
   token?: string | undefined;
+  /** PEM certificates to trust for wss:// instead of the default roots (--ca). */
+  ca?: string | undefined;
   audio: Audio;
   chunkBytes: number;
   /** Multiple of real time to pace the audio at; Infinity sends as fast as the socket drains. */
@@ -74,7 +76,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
   };
   let ws: WebSocket;
   try {
-    ws = await connect(opts.url, opts.token, opts.connectTimeoutMs);
+    ws = await connect(opts.url, opts.token, opts.connectTimeoutMs, opts.ca);
   } catch (e) {
     if (!(e instanceof CliError)) throw e;
     result.failure = { code: e.code, reason: e.message };

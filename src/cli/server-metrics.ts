@@ -1,7 +1,7 @@
 // Samples the server's CPU and memory from its Prometheus `/metrics` while a load runs.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { authHeaders } from './connect.js';
+import { authHeaders, getText } from './connect.js';
 
 export interface MetricsSample {
   /** performance.now() when the scrape answered. */
@@ -37,7 +37,7 @@ export class MetricsSampler {
   private wake: AbortController = new AbortController();
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly url: URL, private readonly token: string | undefined, private readonly intervalMs: number) {}
+  constructor(private readonly url: URL, private readonly token: string | undefined, private readonly intervalMs: number, private readonly ca?: string) {}
 
   start(): void {
     this.loop = this.run();
@@ -54,10 +54,9 @@ export class MetricsSampler {
 
   async scrape(): Promise<void> {
     try {
-      const res = await fetch(this.url, { headers: authHeaders(this.token), signal: AbortSignal.timeout(5000) });
-      const text = await res.text();
-      if (!res.ok) {
-        this.lastError = `${this.url.href} answered HTTP ${res.status}`;
+      const { status, text } = await getText(this.url, authHeaders(this.token), this.ca, 5000);
+      if (status < 200 || status > 299) {
+        this.lastError = `${this.url.href} answered HTTP ${status}`;
         return;
       }
       this.samples.push({ at: performance.now(), cpuSeconds: readMetric(text, 'process_cpu_seconds_total'), rssBytes: readMetric(text, 'process_resident_memory_bytes') });

@@ -9,6 +9,7 @@ export interface StreamCommandOptions {
   raw: RawFlags;
   url: URL;
   token: string | undefined;
+  ca: string | undefined;
   /** Multiple of real time; Infinity: as fast as the socket takes it. */
   speed: number;
   interim: boolean;
@@ -50,6 +51,7 @@ export async function streamCommand(o: StreamCommandOptions): Promise<number> {
     result = await runStream({
       url: o.url,
       token: o.token,
+      ca: o.ca,
       audio,
       chunkBytes: o.chunkBytes,
       speed: o.speed,

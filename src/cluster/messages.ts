@@ -2,6 +2,7 @@
 // src/cluster/worker.ts), over each worker's parentPort.
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../config.js';
+import type { CertificateInfo } from '../tls.js';
 
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -23,10 +24,12 @@ export type WorkerMessage =
   | { type: 'failed'; error: string } // start-up failed: the primary exits 1
   | { type: 'scrape'; id: number } // a /metrics request landed on this worker
   | { type: 'metrics'; id: number; json: MetricsJson } // this worker's share of scrape `id`
-  | { type: 'drained'; cut: number };
+  | { type: 'drained'; cut: number }
+  | { type: 'reloaded'; id: number; certificate: CertificateInfo } | { type: 'reloaded'; id: number; error: string };
 
 /** Primary → worker. */
 export type PrimaryMessage =
   | { type: 'collect'; id: number }
   | { type: 'scraped'; id: number; text: string } | { type: 'scraped'; id: number; error: string }
-  | { type: 'drain'; graceSeconds: number };
+  | { type: 'drain'; graceSeconds: number }
+  | { type: 'reload'; id: number }; // SIGHUP (signals reach the main thread only): re-read the TLS files

@@ -1,14 +1,15 @@
 // WORKERS > 1: the main thread serves nothing itself. It starts the worker threads (each a full
 // server on the shared port, src/cluster/worker.ts), writes their logs, answers /metrics with one
 // registry (the process's families plus every worker's, aggregated), and runs the shutdown.
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { threadpoolSize, type Config } from '../config.js';
 import { registerProcessFamilies } from '../metrics/registry.js';
+import { freePort } from '../listener.js';
 import { addon } from '../native/binding.js';
+import type { CertificateInfo } from '../tls.js';
 import type { MetricsJson, PrimaryMessage, WorkerData, WorkerMessage } from './messages.js';
 import { SharedState } from './shared-state.js';
 
@@ -32,6 +33,8 @@ export interface Primary {
   readonly crashed: Promise<never>;
   /** Resolves once every worker has loaded and warmed its models. */
   ready(): Promise<void>;
+  /** Every worker re-reads the TLS files (see Server.reload); rejects naming those that failed. */
+  reload(): Promise<CertificateInfo>;
   /** Drains every worker (see Server.drain) and resolves with the connections cut in all. */
   drain(graceSeconds: number): Promise<number>;
 }
@@ -60,6 +63,8 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
   const drained: number[] = [];
   let onDrained: () => void = () => {};
   let stopping = false;
+  const reloads = new Map<number, { results: ({ certificate: CertificateInfo } | { error: string; worker: number })[]; done: () => void }>();
+  let nextReload = 0;
 
   // One scrape: every worker's families, summed by prom-client's aggregator (counters and
   // histograms add up; per-thread families carry a worker_thread label), beside the process's.
@@ -108,6 +113,13 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
         if (c.parts.length === handles.length) c.done();
         break;
       }
+      case 'reloaded': {
+        const r = reloads.get(message.id);
+        if (!r) break;
+        r.results.push('certificate' in message ? { certificate: message.certificate } : { error: message.error, worker: h.index });
+        if (r.results.length === handles.length) r.done();
+        break;
+      }
       case 'drained':
         drained.push(message.cut);
         if (drained.length === workers) onDrained();
@@ -144,6 +156,23 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
     port,
     crashed: failure,
     ready: () => Promise.race([allReady, failure]),
+    async reload() {
+      const id = nextReload++;
+      const results: ({ certificate: CertificateInfo } | { error: string; worker: number })[] = [];
+      try {
+        await Promise.race([new Promise<void>((resolve) => {
+          reloads.set(id, { results, done: resolve });
+          for (const h of handles) h.post({ type: 'reload', id });
+        }), failure]);
+      } finally {
+        reloads.delete(id);
+      }
+      const failed = results.filter((r) => 'error' in r);
+      if (failed.length > 0) {
+        throw new Error(failed.map((r) => `worker ${r.worker}: ${r.error}`).join('; ') + (failed.length < results.length ? ` (the other ${results.length - failed.length} workers reloaded)` : ''));
+      }
+      return (results[0] as { certificate: CertificateInfo }).certificate;
+    },
     async drain(graceSeconds) {
       stopping = true;
       const all = new Promise<void>((resolve) => { onDrained = resolve; });
@@ -152,17 +181,6 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
       return drained.reduce((a, b) => a + b, 0);
     },
   };
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, host, () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /** Ends the process (see addon.exitProcess: Node's exit would assert on the workers' sockets). */

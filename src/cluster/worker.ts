@@ -42,6 +42,12 @@ try {
         else waiting?.reject(new Error(message.error));
         break;
       }
+      case 'reload':
+        server.reload().then(
+          (certificate) => post({ type: 'reloaded', id: message.id, certificate }),
+          (e: unknown) => post({ type: 'reloaded', id: message.id, error: e instanceof Error ? e.message : String(e) }),
+        );
+        break;
       case 'drain':
         server.drain(message.graceSeconds).then(
           async (cut) => {

@@ -30,8 +30,9 @@ export class Client {
     });
   }
 
-  static async connect(url: string, headers: Record<string, string> = {}): Promise<Client> {
-    const ws = new WebSocket(url, { headers });
+  /** `options`: e.g. `ca` for a wss:// server whose certificate a test made. */
+  static async connect(url: string, headers: Record<string, string> = {}, options: WebSocket.ClientOptions = {}): Promise<Client> {
+    const ws = new WebSocket(url, { ...options, headers });
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
       ws.once('error', reject);

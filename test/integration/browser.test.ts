@@ -1,6 +1,6 @@
 // The live page (src/web/) in a real browser: Debian's chromium driven by playwright-core, with a
 // fake microphone playing a fixture in real time, against a real server process. Skipped only
-// when /usr/bin/chromium is absent.
+// when /usr/bin/chromium is absent, except the TLS case, which fails then.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -9,6 +9,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { UTTERANCE_A, UTTERANCE_B, wordErrors, words } from '../helpers/wer.js';
+import { issue, makeCa, spkiHash } from '../helpers/tls-certs.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const FIXTURE = path.resolve(import.meta.dirname, '../fixtures/two_utterances_16k_mono_s16.wav');
@@ -26,7 +27,7 @@ const FINALS_TIMEOUT_MS = 25_000;
 interface Row { final: boolean; times: string; ttfr: string; lag: string; lagMs: number | undefined; interims: number; text: string }
 
 /** Chromium with a fake microphone playing FIXTURE once, in a fresh profile; closed after `use`. */
-async function withPage(t: TestContext, use: (page: Page) => Promise<void>): Promise<void> {
+async function withPage(t: TestContext, use: (page: Page) => Promise<void>, extraArgs: string[] = []): Promise<void> {
   const profile = mkdtempSync(path.join(os.tmpdir(), 'speech-browser-'));
   let context: BrowserContext | undefined;
   const problems: string[] = [];
@@ -39,7 +40,7 @@ async function withPage(t: TestContext, use: (page: Page) => Promise<void>): Pro
         '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
         `--use-file-for-fake-audio-capture=${FIXTURE}%noloop`,
         '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync',
+        '--disable-component-update', '--disable-sync', ...extraArgs,
       ],
     });
     const page = context.pages()[0] ?? await context.newPage();
@@ -148,6 +149,40 @@ describe('live page in chromium', () => {
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       t.diagnostic(`screenshot: ${SCREENSHOT}`);
     }));
+  });
+
+  // No skip here: server TLS must be shown working in a browser (.ci/run installs chromium).
+  it('over https (TLS_CERT_FILE): the page loads and streams over wss:// on the same port', { timeout: 60_000 }, async (t) => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is needed for the TLS case (apt-get install chromium)`);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'speech-browser-tls-'));
+    try {
+      const cert = issue(dir, 'server', makeCa(dir, 'browser-root'));
+      // Chromium trusts this one key (its profile has no CA store to add the root to); any
+      // other certificate is still an error, so the page would not load over a wrong one.
+      const trust = [`--ignore-certificate-errors-spki-list=${spkiHash(cert.cert)}`];
+      await withServer({ MODEL: 'stub', TLS_CERT_FILE: cert.cert, TLS_KEY_FILE: cert.key }, (server) => withPage(t, async (page) => {
+        const url = `https://127.0.0.1:${server.port}/`;
+        const response = await page.goto(url);
+        assert.equal(response?.status(), 200);
+        assert.equal(page.url(), url);
+        assert.equal(await page.title(), 'speech-server — live');
+        const sockets: string[] = [];
+        page.on('websocket', (ws) => sockets.push(ws.url()));
+        await page.check('input[name="route"][value="segmented"]');
+        await page.click('#toggle');
+        await page.waitForSelector('#status[data-state="streaming"]', { timeout: 10_000 });
+        await finalCount(page, 1, 15_000);
+        await page.click('#toggle');
+        assert.match(await waitClosed(page), /closed normally \(1000\)/);
+        assert.deepEqual(sockets, [`wss://127.0.0.1:${server.port}/api/v1/segmented`]);
+        assert.deepEqual(await messages(page), [], 'no error messages');
+        const shown = await rows(page);
+        assert.ok(shown.length >= 1);
+        assert.match(shown[0]!.text, /^stub model: \d+ samples/);
+      }, trust));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('with AUTH_TOKEN: a refused connection reveals the token field; with the token it works', { timeout: 60_000 }, async (t) => {
