@@ -92,6 +92,8 @@ describe('overload', () => {
       MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 600 }), SIMPLE_WINDOW_SECONDS: '1', THREADS: '1', WORKERS: '1', MAX_INFERENCE_LAG_SECONDS: '1.5',
     });
     try {
+      const idle = Number(/^streams_admissible (\S+)$/m.exec(await (await fetch(server.http('/metrics'))).text())?.[1]);
+      assert.ok(idle > 10, `an idle server has room: streams_admissible ${idle}`);
       const audio = wav.data.subarray(0, 32000 * 8);
       const clients: Client[] = [];
       const sending: Promise<void>[] = [];
@@ -108,6 +110,8 @@ describe('overload', () => {
       newcomer.sendJson(startMessage(wav));
       assert.equal(await newcomer.closed, 1013, 'a new stream is refused while streams are shed');
       assert.deepEqual(newcomer.events.map((e) => e['code']), ['OVERLOADED']);
+      const admissible = /^streams_admissible (\S+)$/m.exec(await (await fetch(server.http('/metrics'))).text())?.[1];
+      assert.equal(admissible, '0', 'the autoscaler\'s signal: no room while streams are refused');
       await Promise.all(sending);
       const [oldest, ...younger] = clients;
       oldest!.sendJson({ request: 'stop', disconnect: true });

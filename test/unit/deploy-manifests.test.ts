@@ -301,9 +301,11 @@ describe('deploy/k8s', () => {
   it('the HPA scales the Deployment on streams per pod and on CPU, and scales down slowly', () => {
     assert.deepEqual(hpa.spec.scaleTargetRef, { apiVersion: deployment.apiVersion, kind: 'Deployment', name: deployment.metadata?.name });
     assert.equal(deployment.spec.replicas, undefined, 'the Deployment leaves replicas to the HPA');
-    const streams = hpa.spec.metrics.find((m) => m.type === 'Pods');
-    assert.equal(streams?.pods?.metric.name, 'streams_active');
-    assert.equal(streams.pods.target.type, 'AverageValue');
+    const streams = hpa.spec.metrics.find((m) => m.type === 'Pods' && m.pods?.metric.name === 'streams_active');
+    assert.equal(streams?.pods?.target.type, 'AverageValue');
+    const used = hpa.spec.metrics.find((m) => m.type === 'Pods' && m.pods?.metric.name === 'stream_capacity_used');
+    assert.equal(used?.pods?.target.type, 'AverageValue');
+    assert.equal(used.pods.target.averageValue, '700m', 'scale out at 70 % of the capacity the pods report');
     const cpu = hpa.spec.metrics.find((m) => m.type === 'Resource');
     assert.equal(cpu?.resource?.name, 'cpu');
     assert.equal(cpu.resource.target.type, 'Utilization');
@@ -317,7 +319,7 @@ describe('deploy/k8s', () => {
   });
 
   it('the streams-per-pod target is below the measured capacity of a pod', () => {
-    const target = Number(hpa.spec.metrics.find((m) => m.type === 'Pods')?.pods?.target.averageValue);
+    const target = Number(hpa.spec.metrics.find((m) => m.type === 'Pods' && m.pods?.metric.name === 'streams_active')?.pods?.target.averageValue);
     const results = readFileSync(path.join(ROOT, 'bench/RESULTS.md'), 'utf8');
     const measured = /^\| moonshine_segmented_streams \| (\d+) \|$/m.exec(results);
     assert.ok(measured, 'bench/RESULTS.md has capacity: moonshine_segmented_streams');
@@ -326,21 +328,23 @@ describe('deploy/k8s', () => {
     assert.ok(target > 0 && target < perPod, `target ${target} streams per pod < measured ${perPod}`);
   });
 
-  it('the adapter rule serves the server\'s streams_active gauge per pod, under the HPA\'s metric name', () => {
-    const registry = readFileSync(path.join(ROOT, 'src/metrics/registry.ts'), 'utf8');
-    assert.match(registry, /new Gauge\(\{ name: 'streams_active', [^}]*labelNames: \['route'\]/, 'src/metrics/registry.ts: gauge streams_active{route}');
+  it('the adapter rules serve streams_active and the capacity in use (from streams_admissible) per pod, under the HPA\'s metric names', () => {
     assert.equal(adapter.metadata?.namespace, 'monitoring', 'the adapter\'s namespace');
     const config = parseOne(adapter.data['config.yaml'] ?? '', 'prometheus-adapter config.yaml') as { rules?: AdapterRule[] };
     const rules = config.rules ?? [];
-    assert.equal(rules.length, 1, 'one rule');
-    const rule = rules[0]!;
-    assert.equal(/^([a-zA-Z_:][\w:]*)/.exec(rule.seriesQuery)?.[1], 'streams_active', 'the series queried');
-    assert.equal(rule.resources?.overrides?.['namespace']?.resource, 'namespace');
-    assert.equal(rule.resources?.overrides?.['pod']?.resource, 'pod');
-    assert.ok(new RegExp(rule.name?.matches ?? '^$').test('streams_active'), 'name.matches takes the series');
-    assert.equal(rule.name?.as, hpa.spec.metrics.find((m) => m.type === 'Pods')?.pods?.metric.name, 'served under the HPA\'s metric name');
+    assert.equal(rules.length, 2, 'two rules');
+    const hpaNames = hpa.spec.metrics.filter((m) => m.type === 'Pods').map((m) => m.pods?.metric.name);
+    for (const [rule, series, served] of [[rules[0]!, 'streams_active', 'streams_active'], [rules[1]!, 'streams_admissible', 'stream_capacity_used']] as const) {
+      assert.equal(/^([a-zA-Z_:][\w:]*)/.exec(rule.seriesQuery)?.[1], series, 'the series queried');
+      assert.equal(rule.resources?.overrides?.['namespace']?.resource, 'namespace');
+      assert.equal(rule.resources?.overrides?.['pod']?.resource, 'pod');
+      assert.ok(new RegExp(rule.name?.matches ?? '^$').test(series), 'name.matches takes the series');
+      assert.equal(rule.name?.as, served);
+      assert.ok(hpaNames.includes(served), `the HPA scales on ${served}`);
+    }
     // Summed over routes per pod, so the route label does not split the per-pod value.
-    assert.match(rule.metricsQuery, /^sum\(<<\.Series>>\{<<\.LabelMatchers>>\}\) by \(<<\.GroupBy>>\)$/);
+    assert.match(rules[0]!.metricsQuery, /^sum\(<<\.Series>>\{<<\.LabelMatchers>>\}\) by \(<<\.GroupBy>>\)$/);
+    assert.match(rules[1]!.metricsQuery, /^sum\(streams_active\{<<\.LabelMatchers>>\}\) by \(<<\.GroupBy>>\) \/ clamp_min\(/);
   });
 
   it('the Ingress reaches every /api/v1 route and the live page, not /metrics, through the Service', () => {
