@@ -14,7 +14,7 @@
 // (ModelChannel) does count: that lateness is the engine's.
 //
 // Finals before interims: a batch takes the waiting finals first and fills up with interims only
-// if it has room. Interims are best-effort: one is skipped (resolves undefined) when finals are
+// if it has room, a quarter of its rows at most. Interims are best-effort: one is skipped (resolves undefined) when finals are
 // waiting as it is submitted, or when it has waited INTERIM_MAX_WAIT_MS; a newer interim of the
 // same utterance replaces a queued one upstream (ModelChannel).
 //
@@ -262,16 +262,20 @@ export class InferenceScheduler {
     this.interims.removeWhere((e) => now - e.queuedAt > INTERIM_MAX_WAIT_MS || e.request.cancelled(), (e) => e.resolve(undefined));
   }
 
-  /** Finals by deadline, then interims while there is room; cancelled requests resolve now. */
+  /** Finals by deadline, then interims while there is room (at most a quarter of the rows, so
+   *  that a final arriving meanwhile never waits behind a long batch of interims); cancelled
+   *  requests resolve now. */
   private takeBatch(): Entry[] {
     const batch: Entry[] = [];
-    for (const heap of [this.finals, this.interims]) {
-      while (batch.length < this.maxRows && heap.size > 0) {
+    const take = (heap: DeadlineHeap, limit: number): void => {
+      while (batch.length < limit && heap.size > 0) {
         const e = heap.pop();
         if (e.request.cancelled()) e.resolve(undefined);
         else batch.push(e);
       }
-    }
+    };
+    take(this.finals, this.maxRows);
+    take(this.interims, Math.min(this.maxRows, batch.length + Math.max(1, Math.floor(this.maxRows / 4))));
     return batch;
   }
 

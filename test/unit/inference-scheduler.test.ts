@@ -120,6 +120,19 @@ describe('inference scheduler', () => {
     assert.deepEqual(model.batches, [['blocker'], ['f1', 'f2', 'i1']]);
   });
 
+  it('a batch holds interims in at most a quarter of its rows: a final never waits behind a long batch of them', async () => {
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, maxRows: 8, runBatch: model.run });
+    const gate = deferred();
+    model.gate = gate.promise;
+    const blocker = scheduler.submit(request('blocker'));
+    const interims = ['i1', 'i2', 'i3', 'i4', 'i5'].map((n) => scheduler.submit(request(n, { interim: true })));
+    model.gate = undefined;
+    gate.resolve();
+    await Promise.all([blocker, ...interims]);
+    assert.deepEqual(model.batches, [['blocker'], ['i1', 'i2'], ['i3', 'i4'], ['i5']]);
+  });
+
   it(`skips an interim that waited more than ${INTERIM_MAX_WAIT_MS} ms; a cancelled request never reaches the model`, async () => {
     const clock = { t: 0 };
     const model = new FakeModel();
