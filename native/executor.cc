@@ -1,5 +1,8 @@
 #include "executor.h"
 
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 #if defined(__linux__)
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -20,11 +23,17 @@ namespace {
 // niceness is per thread; each worker sets its own on its first job.
 std::atomic<int> threadpool_nice{0};
 
-void LowerThisThreadsPriority() {
+// Also sets the float mode every worker computes in (once per thread, on its first job).
+void PrepareThisWorkerThread() {
 #if defined(__linux__)
   thread_local bool done = false;
   if (done) return;
   done = true;
+#if defined(__SSE__)
+  // Flush denormals to zero (FTZ) and read them as zero (DAZ) on every threadpool worker: the
+  // resampler's and VAD's own float code would otherwise crawl on denormal input (issue #17).
+  _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
   const int nice = threadpool_nice.load(std::memory_order_relaxed);
   if (nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice);
 #endif
@@ -50,7 +59,7 @@ class TaskWorker final : public Napi::AsyncWorker {
 
  protected:
   void Execute() override {
-    LowerThisThreadsPriority();
+    PrepareThisWorkerThread();
     TaskMetrics& metrics = TaskMetrics::Get();
     const Clock::time_point start = Clock::now();
     metrics.JobStarted();

@@ -53,6 +53,9 @@ Ort::SessionOptions DefaultSessionOptions() {
   options.SetIntraOpNumThreads(1);
   options.SetInterOpNumThreads(1);
   options.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+  // Denormal floats (near-silent audio, hostile input) take the slow path of every float op; as
+  // zeros they change no result the models can tell apart (issue #17).
+  options.AddConfigEntry("session.set_denormal_as_zero", "1");
   return options;
 }
 
