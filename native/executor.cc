@@ -23,7 +23,7 @@ namespace {
 // niceness is per thread; each worker sets its own on its first job.
 std::atomic<int> threadpool_nice{0};
 
-// Also sets the float mode every worker computes in (once per thread, on its first job).
+// Once per threadpool worker, on its first job: its niceness and its float mode.
 void PrepareThisWorkerThread() {
 #if defined(__linux__)
   thread_local bool done = false;
