@@ -10,7 +10,7 @@ export const ERROR_CODES = {
   INVALID_FORMAT: 'a start whose format cannot be decoded',
   NOT_STARTED: 'audio or stop before start',
   BACKLOG: 'the stream fell too far behind real time and was closed',
-  OVERLOADED: 'the server is over capacity (audio waits more than MAX_INFERENCE_LAG_SECONDS for the model): the youngest streams are shed and new ones refused for a moment; closed with 1013',
+  OVERLOADED: 'the server is at capacity: a new stream is refused at its start while the model is behind or saturated, and, when audio waits more than MAX_INFERENCE_LAG_SECONDS for the model, the youngest streams are shed; closed with 1013',
   FRAME_TOO_LARGE: 'a message over MAX_FRAME_BYTES; the connection is closed with 1009',
   MESSAGE_TOO_LARGE: 'a text message over MAX_TEXT_BYTES; it is ignored, the connection stays usable',
   STREAM_TOO_LONG: 'a stream carried more than MAX_STREAM_SECONDS of audio: finished, then closed with 1008',

@@ -24,8 +24,9 @@
 // wait are the youngest waiting streams shed (their requests reject with OVERLOADED; their
 // sessions close them with 1013), as few as let the rest run within half that bound at the
 // measured cost per utterance, at most one round per SHED_INTERVAL_MS. New streams are refused
-// (`admits()`) while the engine is more than ADMIT_LAG_SECONDS behind and for a while after a
-// shed: refusing a stream before it starts costs its user less than shedding it later.
+// (`admits()`) while the engine is more than ADMIT_LAG_SECONDS behind, while its slots have been
+// saturated for ~10 s, and for a while after a shed: refusing a stream before it starts costs its
+// user less than shedding it later.
 //
 // With several worker threads, each has a scheduler for its own streams, but the slots are the
 // process's (SchedulerShare, implemented by SharedState): a worker takes a free slot unless
@@ -42,6 +43,8 @@ const SHED_INTERVAL_MS = 200;
 const REFUSE_AFTER_SHED_MS = 2000;
 /** New streams are refused while the oldest waiting final is this late. */
 export const ADMIT_LAG_SECONDS = 1;
+/** New streams are refused while the model slots are this busy (smoothed over ~10 s). */
+const ADMIT_BUSY = 0.95;
 /** How often a scheduler whose requests wait looks for a slot another worker freed. */
 const RETRY_MS = 2;
 /** A worker leaves a free slot to another whose waiting final is due this much earlier. */
@@ -210,9 +213,10 @@ export class InferenceScheduler {
     return this.utilization;
   }
 
-  /** Whether a new stream can be taken: not while shedding, nor while the engine is behind. */
+  /** Whether a new stream can be taken: not while shedding, nor while the engine is behind or
+   *  its slots have been saturated for the last ~10 s. */
   admits(): boolean {
-    return this.share.msSinceShed() >= REFUSE_AFTER_SHED_MS && this.lagSeconds <= ADMIT_LAG_SECONDS;
+    return this.share.msSinceShed() >= REFUSE_AFTER_SHED_MS && this.lagSeconds <= ADMIT_LAG_SECONDS && this.busyFraction < ADMIT_BUSY;
   }
 
   /**

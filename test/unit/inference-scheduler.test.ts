@@ -197,6 +197,21 @@ describe('inference scheduler', () => {
       assert.equal(scheduler.admits(), true);
     });
 
+    it('refuses new streams while the model slots have been saturated for ~10 s, and takes them again once they are not', async () => {
+      const { scheduler, clock, model, gate } = setup(0);
+      const busy = scheduler.submit(request('a batch that runs 20 s'));
+      clock.t = 20_000;
+      assert.ok(scheduler.busyFraction > 0.95, `busy ${scheduler.busyFraction}`);
+      assert.equal(scheduler.lagSeconds, 0, 'nothing waits: only the saturation refuses');
+      assert.equal(scheduler.admits(), false);
+      model.gate = undefined;
+      gate.resolve();
+      await busy;
+      clock.t = 40_000;
+      assert.ok(scheduler.busyFraction < 0.05, `busy ${scheduler.busyFraction}`);
+      assert.equal(scheduler.admits(), true);
+    });
+
     it('time a request spent queued behind its stream\'s earlier ones counts as the engine\'s lateness', async () => {
       const { scheduler, model, gate } = setup(5);
       const blocker = scheduler.submit(request('blocker'));
