@@ -176,9 +176,10 @@ const describe = (s: Step): string => `${String(s.n).padStart(4)} streams: ${s.p
   + `  load CPU ${Math.round(s.loadCpu * 100)}%  RSS ${s.rssMb ?? '—'} MB${s.trouble ? `  ${s.trouble}` : ''}`;
 
 /** Steps up to the first failure, then (refine) once halfway back. The best pass, and the failure. */
-async function capacity(server: Server, port: number, scenario: Scenario): Promise<{ best: Step | undefined; failure: Step | undefined }> {
+async function capacity(server: Server, port: number, scenario: Scenario): Promise<{ best: Step | undefined; failure: Step | undefined; first: Step | undefined }> {
   let best: Step | undefined;
   let failure: Step | undefined;
+  let first: Step | undefined;
   const step = async (n: number): Promise<Step> => {
     await server.warm?.(port, n);
     const s = await runStep(port, scenario, n);
@@ -187,6 +188,7 @@ async function capacity(server: Server, port: number, scenario: Scenario): Promi
   };
   for (const n of STEPS) {
     const s = await step(n);
+    first ??= s;
     if (!s.pass) {
       failure = s;
       break;
@@ -201,7 +203,7 @@ async function capacity(server: Server, port: number, scenario: Scenario): Promi
       else failure = s;
     }
   }
-  return { best, failure };
+  return { best, failure, first };
 }
 
 const summary: Record<string, number | string | null> = {};
@@ -211,10 +213,12 @@ const servers = SERVERS.filter((s) => !onlyServers || onlyServers.includes(s.nam
 try {
   for (const scenario of scenarios) {
     const found: Partial<Record<Server['name'], number>> = {};
+    const firstP99: Partial<Record<Server['name'], number | null>> = {};
     for (const server of servers) {
       const proc = await server.start();
       try {
-        const { best, failure } = await capacity(server, proc.port, scenario);
+        const { best, failure, first } = await capacity(server, proc.port, scenario);
+        firstP99[server.name] = first?.finalP99 ?? null;
         const key = `${scenario.name}_${server.name}`;
         found[server.name] = best?.n ?? 0;
         summary[`${key}_streams`] = best?.n ?? 0;
@@ -233,6 +237,11 @@ try {
     }
     if (found.ours !== undefined && found.peer !== undefined) {
       ratios[`ratio_${scenario.name}_vs_sherpa_onnx`] = found.peer > 0 ? Number((found.ours / found.peer).toFixed(3)) : null;
+      // Defined even when one side holds no step: both ran the first step's N in this run.
+      const [ours, peer] = [firstP99.ours, firstP99.peer];
+      if (typeof ours === 'number' && typeof peer === 'number' && ours > 0) {
+        ratios[`ratio_${scenario.name}_p99_lag_at_${STEPS[0]}_sherpa_onnx_over_ours`] = Number((peer / ours).toFixed(3));
+      }
       console.log(`${scenario.name}: this server ${found.ours} streams, sherpa-onnx-node peer ${found.peer}: ratio ${ratios[`ratio_${scenario.name}_vs_sherpa_onnx`] ?? '— (the peer held none)'}`);
     }
   }

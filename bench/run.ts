@@ -13,6 +13,8 @@ const jsonFile = path.join(here, 'results.json');
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const quick = process.argv.includes('--quick'); // tiny sizes: the smoke test that keeps benches from rotting
+// Every flag goes to each bench run (e.g. capacity's --scenario=bursts_off); each ignores the ones it does not know.
+const flags = process.argv.slice(2).filter((a) => a.startsWith('-'));
 for (const name of requested) {
   if (!(BENCHES as readonly string[]).includes(name)) {
     process.stderr.write(`unknown bench ${name}; known: ${BENCHES.join(', ')}\n`);
@@ -21,7 +23,7 @@ for (const name of requested) {
 }
 
 async function runOne(name: string): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, `${name}.ts`), ...(quick ? ['--quick'] : [])], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, `${name}.ts`), ...flags], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
