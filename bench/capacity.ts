@@ -175,6 +175,11 @@ const describe = (s: Step): string => `${String(s.n).padStart(4)} streams: ${s.p
   + `  interim staleness p50 ${ms(s.interimP50)} p99 ${ms(s.interimP99)}  WER ${pct(s.wer)}  server CPU ${s.serverCpu === null ? '—' : `${Math.round(s.serverCpu * 100)}%`}`
   + `  load CPU ${Math.round(s.loadCpu * 100)}%  RSS ${s.rssMb ?? '—'} MB${s.trouble ? `  ${s.trouble}` : ''}`;
 
+/** One step's figures in one line, for the JSON. */
+const brief = (s: Step): string => `${s.n} streams: final p50 ${ms(s.finalP50)} p99 ${ms(s.finalP99)}`
+  + `${s.interimP50 === null ? '' : `, interim staleness p50 ${ms(s.interimP50)} p99 ${ms(s.interimP99)}`}, WER ${pct(s.wer)}`
+  + `, server CPU ${s.serverCpu ?? '—'} cores${s.trouble ? `, ${s.trouble}` : ''}`;
+
 /** Steps up to the first failure, then (refine) once halfway back. The best pass, and the failure. */
 async function capacity(server: Server, port: number, scenario: Scenario): Promise<{ best: Step | undefined; failure: Step | undefined; first: Step | undefined }> {
   let best: Step | undefined;
@@ -207,6 +212,8 @@ async function capacity(server: Server, port: number, scenario: Scenario): Promi
 }
 
 const summary: Record<string, number | string | null> = {};
+// The machine is shared: what else ran beside the bench (1-minute load average, in cores' worth).
+const loadAtStart = os.loadavg()[0]!;
 const ratios: Record<string, number | null> = {};
 const scenarios = SCENARIOS.filter((s) => !onlyScenarios || onlyScenarios.includes(s.name));
 const servers = SERVERS.filter((s) => !onlyServers || onlyServers.includes(s.name));
@@ -229,7 +236,8 @@ try {
             [`${key}_wer`]: best.wer, [`${key}_server_cpu_cores`]: best.serverCpu, [`${key}_load_cpu_cores`]: best.loadCpu,
           });
         }
-        if (failure) summary[`${key}_first_failure`] = `${failure.n} streams: p99 ${ms(failure.finalP99)}${failure.trouble ? `, ${failure.trouble}` : ''}`;
+        // The failing step's figures too: where no step passes, they are the only ones.
+        if (failure) summary[`${key}_first_failure`] = brief(failure);
         else summary[`${key}_first_failure`] = `none up to ${Math.max(...STEPS)}`;
       } finally {
         await proc.stop();
@@ -255,5 +263,6 @@ console.log(JSON.stringify({
   bench: 'capacity', ...ratios, ...summary,
   peer: `sherpa-onnx-node ${(JSON.parse(readFileSync(path.join(root, 'node_modules/sherpa-onnx-node/package.json'), 'utf8')) as { version: string }).version} (bench/peers/sherpa-onnx-server.ts) on the same Silero and Moonshine tiny files, measured in the same run`,
   fixture: `real-speech/prompts_16k_mono_s16.wav${quick ? ` (first ${fileSeconds.toFixed(1)} s)` : ''}, ${utterances.length} utterances, ${fileSeconds.toFixed(1)} s`,
+  host_load_average_1m: `${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0]!.toFixed(2)} at end (${os.cpus().length} cores; the bench itself adds up to about 1)`,
   frame_ms: (FRAME_BYTES / 2 / 16_000) * 1000, bound_p99_ms: BOUND_MS, bursts_ramp_up_s: BURST_SECONDS, spread_ramp_up_s: SPREAD_SECONDS, steps: STEPS.join(','),
 }));
