@@ -144,7 +144,9 @@ const makeVad = (): VadKit => ({ vad: new sherpa.Vad(vadConfig, 60), buffer: new
 for (let i = 0; i < VAD_POOL; i++) vadPool.push(makeVad());
 
 // ---- the decode scheduler: DECODE_SLOTS at once, finals first ----
-interface Job { session: Session; final: boolean; samples: Float32Array; start: number; end: number; generation: number }
+interface Job { session: Session; final: boolean; samples: Float32Array; start: number; end: number; generation: number; queuedAt: number }
+/** PEER_DEBUG=1: each decode's wait and duration on stderr. */
+const DEBUG = process.env['PEER_DEBUG'] === '1';
 const finals: Job[] = [];
 const interims: Job[] = [];
 let running = 0;
@@ -160,6 +162,8 @@ function pump(): void {
 async function run(job: Job): Promise<void> {
   running++;
   job.session.decoding++;
+  job.session.started(job);
+  const startedAt = performance.now();
   let text: string | undefined;
   try {
     const stream = recognizer.createStream();
@@ -170,6 +174,9 @@ async function run(job: Job): Promise<void> {
   } finally {
     running--;
     job.session.decoding--;
+  }
+  if (DEBUG) {
+    process.stderr.write(`${job.final ? 'final  ' : 'interim'} ${job.start.toFixed(2)}-${job.end.toFixed(2)} s: waited ${(startedAt - job.queuedAt).toFixed(0)} ms, decoded in ${(performance.now() - startedAt).toFixed(0)} ms, ${running} running, ${finals.length}+${interims.length} queued\n`);
   }
   if (text !== undefined) job.session.deliver(job, text);
   if (job.final) job.session.finalsPending--;
@@ -310,7 +317,7 @@ class Session {
     const from = Math.max(start, this.historyStart) - this.historyStart;
     const job: Job = {
       session: this, final: false, samples: this.history.slice(from, this.historyLength),
-      start: (this.historyStart + from) / SAMPLE_RATE, end: this.fed / SAMPLE_RATE, generation: this.generation,
+      start: (this.historyStart + from) / SAMPLE_RATE, end: this.fed / SAMPLE_RATE, generation: this.generation, queuedAt: performance.now(),
     };
     if (this.queuedInterim) {
       // A newer interim replaces the one still waiting.
@@ -343,9 +350,14 @@ class Session {
         this.queuedInterim = undefined;
       }
       this.finalsPending++;
-      finals.push({ session: this, final: true, samples: segment.samples, start: segment.start / SAMPLE_RATE, end: closedAt / SAMPLE_RATE, generation: this.generation });
+      finals.push({ session: this, final: true, samples: segment.samples, start: segment.start / SAMPLE_RATE, end: closedAt / SAMPLE_RATE, generation: this.generation, queuedAt: performance.now() });
     }
     pump();
+  }
+
+  /** A queued interim that starts running is no longer one a newer interim can replace. */
+  started(job: Job): void {
+    if (this.queuedInterim === job) this.queuedInterim = undefined;
   }
 
   deliver(job: Job, text: string): void {
@@ -353,7 +365,6 @@ class Session {
       this.send({ type: 'segment', channel: 0, start_time: round(job.start), end_time: round(job.end), is_final: true, text });
       return;
     }
-    if (this.queuedInterim === job) this.queuedInterim = undefined;
     // None after its utterance's final.
     if (job.generation === this.generation && this.utterance) {
       this.send({ type: 'segment', channel: 0, start_time: round(job.start), end_time: round(job.end), is_final: false, text });
