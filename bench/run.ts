@@ -12,7 +12,11 @@ const resultsFile = path.join(here, 'RESULTS.md');
 const jsonFile = path.join(here, 'results.json');
 
 const requested = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+// --render: no bench runs; bench/RESULTS.md is written again from bench/results.json.
+const renderOnly = process.argv.includes('--render');
 const quick = process.argv.includes('--quick'); // tiny sizes: the smoke test that keeps benches from rotting
+// Every flag goes to each bench run (e.g. capacity's --scenario=bursts_off); each ignores the ones it does not know.
+const flags = process.argv.slice(2).filter((a) => a.startsWith('-'));
 for (const name of requested) {
   if (!(BENCHES as readonly string[]).includes(name)) {
     process.stderr.write(`unknown bench ${name}; known: ${BENCHES.join(', ')}\n`);
@@ -21,7 +25,7 @@ for (const name of requested) {
 }
 
 async function runOne(name: string): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, `${name}.ts`), ...(quick ? ['--quick'] : [])], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, `${name}.ts`), ...flags], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
@@ -55,7 +59,7 @@ function commit(): string {
 type Recorded = Record<string, { date: string; machine: string; commit: string; result: Record<string, unknown> }>;
 
 const recorded: Recorded = existsSync(jsonFile) ? (JSON.parse(readFileSync(jsonFile, 'utf8')) as Recorded) : {};
-for (const name of requested.length > 0 ? requested : BENCHES) {
+for (const name of renderOnly ? [] : requested.length > 0 ? requested : BENCHES) {
   const result = await runOne(name);
   if (!quick) recorded[name] = { date: new Date().toISOString().slice(0, 10), machine: machine(), commit: commit(), result };
 }

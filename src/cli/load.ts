@@ -4,9 +4,9 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError } from './errors.js';
 import { MetricsSampler } from './server-metrics.js';
-import { runStream, type StreamResult } from './run-stream.js';
+import { runStream, type FinalText, type StreamResult } from './run-stream.js';
 import { formatSummary, summarize } from './stats.js';
-import { loadAudio, secondsOf, type Audio, type RawFlags } from './wav.js';
+import { bytesPerFrame, loadAudio, secondsOf, type Audio, type RawFlags } from './wav.js';
 
 export interface LoadCommandOptions {
   files: string[];
@@ -28,6 +28,33 @@ export interface LoadCommandOptions {
   waitMs: number;
   metricsUrl: URL;
   metricsIntervalMs: number;
+  /** Put each stream's finals (text and times) in the JSON report, for scoring their words. */
+  transcripts?: boolean | undefined;
+  /**
+   * Stream w plays its file rotated to begin at rotateAtSeconds[w % length] (wrapping round to
+   * the file's start): with cuts in the pauses between utterances, streams started together
+   * still end their utterances at different moments, as streams started long apart would.
+   */
+  rotateAtSeconds?: number[] | undefined;
+}
+
+/** One stream's finals, in the JSON report with --transcripts. */
+export interface StreamTranscript {
+  stream: number;
+  pass: number;
+  file: string;
+  /** Where its audio began, with --rotate-at; 0 otherwise. */
+  rotated_s: number;
+  finals: FinalText[];
+}
+
+/** `audio` begun at `seconds` (cut on a whole frame) and wrapped round: the same bytes, reordered. */
+export function rotateAudio(audio: Audio, seconds: number): Audio {
+  const frame = bytesPerFrame(audio.format);
+  const frames = audio.data.length / frame;
+  const cut = Math.min(Math.max(0, Math.round(seconds * audio.format.sampleRate)), Math.floor(frames)) * frame;
+  if (cut === 0 || cut >= audio.data.length) return audio;
+  return { ...audio, name: `${audio.name}@${seconds}s`, data: Buffer.concat([audio.data.subarray(cut), audio.data.subarray(0, cut)]) };
 }
 
 const count = (map: Map<string, number>, key: string): void => {
@@ -71,6 +98,15 @@ export async function loadCommand(o: LoadCommandOptions): Promise<number> {
   sampler.start();
 
   const results: StreamResult[] = [];
+  const transcripts: StreamTranscript[] = [];
+  // One rotated copy per (file, cut), shared by the streams that play it.
+  const rotations = new Map<string, Audio>();
+  const rotated = (audio: Audio, index: number, seconds: number): Audio => {
+    const key = `${index}:${seconds}`;
+    let r = rotations.get(key);
+    if (!r) rotations.set(key, (r = rotateAudio(audio, seconds)));
+    return r;
+  };
   const errors = new Map<string, number>();
   const failures = new Map<string, number>();
   const closeCodes = new Map<string, number>();
@@ -99,7 +135,10 @@ export async function loadCommand(o: LoadCommandOptions): Promise<number> {
   const worker = async (w: number): Promise<void> => {
     await pause((o.rampUpSeconds * 1000 * w) / o.streams, stop.signal);
     for (let k = 0; k < repeat && !stop.signal.aborted; k++) {
-      const audio = audios[next++ % audios.length]!;
+      const index = next++ % audios.length;
+      const cuts = o.rotateAtSeconds;
+      const rotateS = cuts && cuts.length > 0 ? cuts[w % cuts.length]! : 0;
+      const audio = rotateS > 0 ? rotated(audios[index]!, index, rotateS) : audios[index]!;
       live++;
       let r: StreamResult;
       try {
@@ -111,6 +150,7 @@ export async function loadCommand(o: LoadCommandOptions): Promise<number> {
         live--;
       }
       record(r);
+      if (o.transcripts) transcripts.push({ stream: w, pass: k, file: audios[index]!.name, rotated_s: rotateS, finals: r.finals });
       // A refused or unreachable server: do not spin.
       if (!r.connected && k + 1 < repeat) await pause(500, stop.signal);
     }
@@ -146,12 +186,14 @@ export async function loadCommand(o: LoadCommandOptions): Promise<number> {
     connect_ms: summarize(results.flatMap((r) => (r.connectMs === null ? [] : [r.connectMs]))),
     time_to_first_event_ms: summarize(results.flatMap((r) => (r.firstEventMs === null ? [] : [r.firstEventMs]))),
     final_lag_ms: summarize(results.flatMap((r) => r.finalLagsMs)),
+    interim_staleness_ms: summarize(results.flatMap((r) => r.interimStalenessMs)),
     errors: sorted(errors),
     failures: sorted(failures),
     dropped_connections: results.filter((r) => r.dropped).length,
     close_codes: sorted(closeCodes),
     server,
     client_cpu_cores: Number(((cpu.user + cpu.system) / 1e6 / wallS).toFixed(3)),
+    ...(o.transcripts ? { transcripts: transcripts.sort((a, b) => a.stream - b.stream || a.pass - b.pass) } : {}),
   };
 
   const audioTotal = audios.reduce((s, a) => s + secondsOf(a.format, a.data.length), 0) / audios.length;
@@ -159,6 +201,7 @@ export async function loadCommand(o: LoadCommandOptions): Promise<number> {
     `streams: ${report.streams_started} run (${report.streams_completed} completed, ${report.streams_failed} failed); ${report.audio_seconds_sent.toFixed(1)} s of audio (files average ${audioTotal.toFixed(1)} s) in ${wallS.toFixed(1)} s`,
     `time to first event: ${formatSummary(report.time_to_first_event_ms, 'ms')}`,
     `final-result lag:    ${formatSummary(report.final_lag_ms, 'ms')}`,
+    ...(report.interim_staleness_ms.count > 0 ? [`interim staleness:   ${formatSummary(report.interim_staleness_ms, 'ms')}`] : []),
     `connect:             ${formatSummary(report.connect_ms, 'ms')}`,
     `server errors: ${list(errors)}; failed streams: ${list(failures)}; dropped connections: ${report.dropped_connections}`,
     server.error !== null

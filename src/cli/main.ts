@@ -78,6 +78,7 @@ line one JSON object:
   time_to_first_event_ms   start message sent → first event (p50/p95/p99/max)
   final_lag_ms             arrival of each final (each segment on /simple) minus the wall time the
                            audio at its end_time was sent
+  interim_staleness_ms     the same for each interim result (with --interim)
   connect_ms, errors (server error events by code), failures (failed streams by cause:
   CONNECT_REFUSED, HTTP_503, CLOSED_1006, WAIT_TIMEOUT, a server error code…),
   dropped_connections, close_codes, and the server's CPU (rate of process_cpu_seconds_total, in
@@ -100,6 +101,10 @@ Load:
   --no-real-time           send as fast as each connection takes it
   --metrics-url URL        where to sample the server's metrics (default: the --url's host, /metrics)
   --metrics-interval S     seconds between samples (default 1)
+  --rotate-at S,S,...      stream w plays its file rotated to begin at the w-th of these seconds
+                           (round-robin, wrapping round to the start): cut in the pauses, streams
+                           started together end their utterances at different moments
+  --transcripts            add "transcripts" to the JSON: each stream's finals (times, text)
   -h, --help               this help
 `;
 
@@ -135,6 +140,8 @@ const LOAD_OPTIONS = {
   duration: { type: 'string' },
   'metrics-url': { type: 'string' },
   'metrics-interval': { type: 'string' },
+  'rotate-at': { type: 'string' },
+  transcripts: { type: 'boolean' },
 } as const satisfies NonNullable<ParseArgsConfig['options']>;
 
 type Values = Partial<Record<string, string | boolean>>;
@@ -224,6 +231,14 @@ async function stream(args: string[]): Promise<number> {
   });
 }
 
+/** --rotate-at's list of seconds, each finite and not negative. */
+function rotateAt(raw: string | undefined): number[] | undefined {
+  if (raw === undefined) return undefined;
+  const list = raw.split(',').map((v) => (v.trim() === '' ? NaN : Number(v)));
+  if (list.length === 0 || list.some((v) => !Number.isFinite(v) || v < 0)) throw new UsageError(`--rotate-at must be a comma-separated list of seconds (0 or more); got ${JSON.stringify(raw)}`);
+  return list;
+}
+
 async function load(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, LOAD_OPTIONS, 'load');
   if (values['help']) {
@@ -257,6 +272,8 @@ async function load(args: string[]): Promise<number> {
     repeat: num(values, 'repeat', { integer: true, min: 1 }),
     metricsUrl: metricsAt,
     metricsIntervalMs: (num(values, 'metrics-interval', { min: 0.05 }) ?? 1) * 1000,
+    transcripts: bool(values, 'transcripts') ?? false,
+    rotateAtSeconds: rotateAt(str(values, 'rotate-at')),
   });
 }
 

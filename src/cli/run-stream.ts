@@ -37,6 +37,13 @@ export interface StreamOptions {
   onOpen?: ((connectMs: number) => void) | undefined;
 }
 
+export interface FinalText {
+  channel: number;
+  start_time: number;
+  end_time: number;
+  text: string;
+}
+
 export interface StreamError {
   channel: number;
   code: string;
@@ -57,6 +64,10 @@ export interface StreamResult {
   events: number;
   /** For each final (every segment on the simple route): arrival minus when the audio at its end_time was sent. */
   finalLagsMs: number[];
+  /** For each interim (is_final false): the same measure, how stale its words were on arrival. */
+  interimStalenessMs: number[];
+  /** The finals (every segment on the simple route) in arrival order: for scoring their words. */
+  finals: FinalText[];
   errors: StreamError[];
   closeCode: number | null;
   /** The server ended the connection other than by a clean close after our stop (or never closed it). */
@@ -72,7 +83,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
   const t0 = performance.now();
   const result: StreamResult = {
     failure: undefined, connected: false, connectMs: null, firstEventMs: null, totalMs: 0, bytesSent: 0,
-    audioSecondsSent: 0, events: 0, finalLagsMs: [], errors: [], closeCode: null, dropped: false,
+    audioSecondsSent: 0, events: 0, finalLagsMs: [], interimStalenessMs: [], finals: [], errors: [], closeCode: null, dropped: false,
   };
   let ws: WebSocket;
   try {
@@ -122,9 +133,16 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
     }
     result.events++;
     result.firstEventMs ??= arrival - startAt;
-    if (event.type === 'segment' && event['is_final'] !== false && typeof event['end_time'] === 'number') {
+    if (event.type === 'segment' && typeof event['end_time'] === 'number') {
       const sent = sentTimeOf(event['end_time']);
-      if (sent !== undefined) result.finalLagsMs.push(arrival - sent);
+      if (event['is_final'] === false) {
+        if (sent !== undefined) result.interimStalenessMs.push(arrival - sent);
+      } else {
+        if (sent !== undefined) result.finalLagsMs.push(arrival - sent);
+        const start = event['start_time'];
+        const text = event['text'];
+        result.finals.push({ channel: event.channel, start_time: typeof start === 'number' ? start : 0, end_time: event['end_time'], text: typeof text === 'string' ? text : '' });
+      }
     } else if (event.type === 'error') {
       const code = event['code'];
       const message = event['message'];
