@@ -7,7 +7,7 @@ import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import { AudioFrontEnd } from './audio-front-end.js';
 import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
 import type { Runner, RunnerOptions } from './runner.js';
-import { SpeechDetector, type DetectorOptions, type SpeechEvent } from './speech-detector.js';
+import { SpeechDetector, WINDOW, type DetectorOptions, type SpeechEvent } from './speech-detector.js';
 import type { VadBatcher } from './vad-batcher.js';
 
 export interface SegmentedRunnerOptions extends RunnerOptions {
@@ -78,6 +78,7 @@ class SegmentedChannel {
   private pending: Float32Array[] = [];
   private pendingSamples = 0;
   private vadInFlight = false;
+  private finishing = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private utterance = 0;
@@ -99,7 +100,7 @@ class SegmentedChannel {
       minSpeech: ms(config.vadMinSpeechMs),
       minSilence: ms(config.vadMinSilenceMs),
       // The model's input, speech plus the padding before it, stays within the maximum.
-      maxUtterance: Math.max(ms(config.vadMinSpeechMs) + 512, Math.round(config.maxUtteranceSeconds * SAMPLE_RATE) - ms(config.vadPadBeforeMs)),
+      maxUtterance: Math.max(ms(config.vadMinSpeechMs) + WINDOW, Math.round(config.maxUtteranceSeconds * SAMPLE_RATE) - ms(config.vadPadBeforeMs)),
     };
     this.detector = new SpeechDetector(detector);
     this.padBefore = ms(config.vadPadBeforeMs);
@@ -122,6 +123,8 @@ class SegmentedChannel {
 
   /** All audio through the VAD, open speech ended, every result emitted. */
   async finish(): Promise<void> {
+    this.finishing = true;
+    this.pump();
     if (this.vadInFlight || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.closed) return;
     const events: SpeechEvent[] = [];
@@ -145,8 +148,15 @@ class SegmentedChannel {
 
   private pump(): void {
     if (this.vadInFlight || this.closed) return;
-    if (this.pending.length === 0) {
-      this.wake();
+    if (this.pendingSamples < WINDOW) {
+      // Less than one Silero window gives no probability: it waits for more audio instead of
+      // costing a native job (with 20 ms frames, every other frame). At the end it is dropped:
+      // the VAD could not have judged it (the history keeps it for the last utterance).
+      if (this.finishing) {
+        this.pending = [];
+        this.pendingSamples = 0;
+      }
+      if (this.pending.length === 0) this.wake();
       return;
     }
     // At most MAX_VAD_REQUEST of audio per request: one VAD batch serves every stream at once, so a

@@ -7,8 +7,14 @@ import type { NativeVad, NativeVadChannel } from '../native/binding.js';
 import { Task, TaskFailure, settle } from '../tasks.js';
 import { SAMPLE_RATE } from './model-channel.js';
 
+/** A job for fewer channels than this waits up to LINGER_MS for more. */
+const LINGER_BATCH = 8;
+const LINGER_MS = 10;
+
 interface Request {
   channel: NativeVadChannel;
+  /** performance.now() when asked. */
+  at: number;
   audio: Float32Array;
   resolve: (probs: Float32Array) => void;
   reject: (failure: TaskFailure) => void;
@@ -19,6 +25,7 @@ export class VadBatcher {
   private pending: Request[] = [];
   private readonly busy = new Set<NativeVadChannel>();
   private inFlight = 0;
+  private linger: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly vad: NativeVad,
@@ -30,7 +37,7 @@ export class VadBatcher {
    *  request per channel at a time: the caller awaits each before sending the next. */
   process(channel: NativeVadChannel, audio: Float32Array): Promise<Float32Array> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ channel, audio, resolve, reject });
+      this.pending.push({ channel, audio, at: performance.now(), resolve, reject });
       this.dispatch();
     });
   }
@@ -40,6 +47,19 @@ export class VadBatcher {
   }
 
   private dispatch(): void {
+    // A job for one or two channels costs nearly what one for dozens does (one ONNX call per
+    // window step either way): a small batch waits up to LINGER_MS for company. A channel's
+    // request that waits is at most that much later, against 32 ms windows.
+    if (this.inFlight < this.maxInFlight && this.pending.length > 0 && this.pending.length < LINGER_BATCH) {
+      const waited = performance.now() - this.pending[0]!.at;
+      if (waited < LINGER_MS) {
+        this.linger ??= setTimeout(() => {
+          this.linger = undefined;
+          this.dispatch();
+        }, LINGER_MS - waited);
+        return;
+      }
+    }
     while (this.inFlight < this.maxInFlight && this.pending.length > 0) {
       const batch: Request[] = [];
       const rest: Request[] = [];
