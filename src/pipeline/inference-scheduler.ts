@@ -14,7 +14,8 @@
 // (ModelChannel) does count: that lateness is the engine's.
 //
 // Finals before interims: a batch takes the waiting finals first and fills up with interims only
-// if it has room, a quarter of its rows at most. Interims are best-effort: one is skipped (resolves undefined) when finals are
+// if it has room, a quarter of its rows at most, and a batch of interims alone never takes the
+// process's last free slot, so a final never waits behind interims for a slot. Interims are best-effort: one is skipped (resolves undefined) when finals are
 // waiting as it is submitted, or when it has waited INTERIM_MAX_WAIT_MS; a newer interim of the
 // same utterance replaces a queued one upstream (ModelChannel).
 //
@@ -240,7 +241,10 @@ export class InferenceScheduler {
     for (;;) {
       this.dropStaleInterims();
       const due = this.publishedDue();
-      if (due === Infinity || !this.share.tryAcquire(this.party, due, this.slots)) break;
+      // Interims alone never take the process's last free slot: a final arriving meanwhile
+      // always finds one (with one slot in all, they may take it while no final waits).
+      const slots = this.finals.size > 0 ? this.slots : Math.max(1, this.slots - 1);
+      if (due === Infinity || !this.share.tryAcquire(this.party, due, slots)) break;
       this.start(this.takeBatch());
     }
     const due = this.publishedDue();

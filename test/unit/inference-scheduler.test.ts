@@ -133,6 +133,21 @@ describe('inference scheduler', () => {
     assert.deepEqual(model.batches, [['blocker'], ['i1', 'i2'], ['i3', 'i4'], ['i5']]);
   });
 
+  it('a batch of interims alone never takes the last free slot: a final arriving meanwhile starts at once', async () => {
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 2, maxRows: 4, runBatch: model.run });
+    const gate = deferred();
+    model.gate = gate.promise;
+    const interims = ['i1', 'i2', 'i3'].map((n) => scheduler.submit(request(n, { interim: true })));
+    assert.equal(model.running, 1, 'interims run in one slot of two');
+    const final = scheduler.submit(request('final'));
+    assert.equal(model.running, 2, 'the final took the slot left free');
+    assert.deepEqual(model.batches, [['i1'], ['final', 'i2']]);
+    model.gate = undefined;
+    gate.resolve();
+    await Promise.all([final, ...interims]);
+  });
+
   it(`skips an interim that waited more than ${INTERIM_MAX_WAIT_MS} ms; a cancelled request never reaches the model`, async () => {
     const clock = { t: 0 };
     const model = new FakeModel();
