@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { threadpoolSize, type Config } from '../config.js';
 import { registerProcessFamilies } from '../metrics/registry.js';
+import { coalescedScrape } from '../metrics/coalesce.js';
 import { addon } from '../native/binding.js';
 import type { MetricsJson, PrimaryMessage, WorkerData, WorkerMessage } from './messages.js';
 import { SharedState } from './shared-state.js';
@@ -63,7 +64,7 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
 
   // One scrape: every worker's families, summed by prom-client's aggregator (counters and
   // histograms add up; per-thread families carry a worker_thread label), beside the process's.
-  async function scrape(): Promise<string> {
+  async function render(): Promise<string> {
     native.refresh();
     const id = nextCollection++;
     const parts: MetricsJson[] = [];
@@ -80,6 +81,7 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
     }
     return Registry.merge([processRegistry, AggregatorRegistry.aggregate(parts)]).metrics();
   }
+  const scrape = coalescedScrape(render, config.metricsCacheSeconds, processRegistry);
 
   function onMessage(h: Handle, message: WorkerMessage, listening: (port: number) => void): void {
     switch (message.type) {
