@@ -61,6 +61,8 @@ interface Setting<K extends keyof Config> {
   env: string;
   help: string;
   default: Config[K];
+  /** How --help and the README show a default derived from other settings. */
+  shownDefault?: string;
   parse(raw: string): Config[K];
 }
 
@@ -223,7 +225,9 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'with interim_results, audio between two interim results of an utterance' },
   { key: 'maxConnections', env: 'MAX_CONNECTIONS', default: 10_000, parse: integer(1, 1_000_000),
     help: 'WebSocket connections served at once; more are refused with HTTP 503' },
-  { key: 'maxConnectionsPerAddress', env: 'MAX_CONNECTIONS_PER_ADDRESS', default: 1000, parse: integer(0, 1_000_000),
+  // -1: derived from MAX_CONNECTIONS once every setting is read (see loadConfig).
+  { key: 'maxConnectionsPerAddress', env: 'MAX_CONNECTIONS_PER_ADDRESS', default: -1, parse: integer(0, 1_000_000),
+    shownDefault: 'a quarter of MAX_CONNECTIONS, at least 100',
     help: 'WebSocket connections one client address (IPv6: one /64) may hold at once, process-wide; more are refused with HTTP 429. Behind a proxy every client has the proxy\'s address: raise it or use 0 (no limit)' },
   { key: 'startTimeoutSeconds', env: 'START_TIMEOUT_SECONDS', default: 10, parse: decimal(0, 3600),
     help: 'a connection without a stream (no start yet, or after a stop) for this long is closed: START_TIMEOUT, close 1008 (0: never)' },
@@ -278,7 +282,7 @@ function flagOf(setting: { env: string }): string {
 export function helpText(): string {
   const lines = ['Usage: npm start -- [--flag value ...]', '', 'Every flag has an environment variable; flags win.', ''];
   for (const s of SETTINGS) {
-    const def = typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default);
+    const def = s.shownDefault ?? (typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default));
     lines.push(`  ${flagOf(s).padEnd(26)} ${s.env.padEnd(24)} ${s.help} (default: ${def})`);
   }
   return lines.join('\n');
@@ -326,6 +330,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
     }
   }
   if (result.threads === 0) result.threads = cpuBudget();
+  // One address may hold a quarter of the slots: enough for a load generator or a NAT on a
+  // small MAX_CONNECTIONS, never all of them.
+  if (result.maxConnectionsPerAddress === -1) result.maxConnectionsPerAddress = Math.max(100, Math.ceil(result.maxConnections / 4));
   if (result.vadEndThreshold > result.vadStartThreshold) {
     throw new ConfigError(`VAD_END_THRESHOLD (${result.vadEndThreshold}) must be at most VAD_START_THRESHOLD (${result.vadStartThreshold})`);
   }
@@ -340,7 +347,7 @@ export function settingsTable(): { env: string; flag: string; default: string; h
   return SETTINGS.map((s) => ({
     env: s.env,
     flag: flagOf(s),
-    default: typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default),
+    default: s.shownDefault ?? (typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default)),
     help: s.help,
   }));
 }

@@ -84,6 +84,9 @@ describe('config', () => {
     assert.equal(config.idleTimeoutSeconds, 8);
     assert.equal(loadConfig({ IDLE_TIMEOUT_SECONDS: '0' }, []).idleTimeoutSeconds, 0);
     assert.deepEqual(loadConfig({}, []).allowedOrigins, []);
+    assert.equal(loadConfig({}, []).maxConnectionsPerAddress, 2500, 'a quarter of MAX_CONNECTIONS');
+    assert.equal(loadConfig({ MAX_CONNECTIONS: '20' }, []).maxConnectionsPerAddress, 100, 'at least 100');
+    assert.equal(loadConfig({ MAX_CONNECTIONS_PER_ADDRESS: '0' }, []).maxConnectionsPerAddress, 0, '0: no limit');
   });
 
   it('IDLE_TIMEOUT_SECONDS=5 stops start-up with exit 2 naming it (uWebSockets.js used to abort the process)', async () => {
