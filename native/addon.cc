@@ -94,6 +94,11 @@ Napi::Value Snapshot(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// panicTotal(): task_panic_total summed over subsystems, for health (no snapshot built).
+Napi::Value PanicTotal(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(TaskMetrics::Get().PanicTotal()));
+}
+
 // exitProcess(code): ends the process now, without tearing down worker threads. Node's own exit
 // stops each worker and asserts that its event loop has no open handles, which uWebSockets.js
 // (this build has no App.close()) cannot promise for idle keep-alive sockets. Called by the
@@ -178,6 +183,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probeOrt", Napi::Function::New<ProbeOrtJs>(env, "probeOrt"));
   exports.Set("taskMetricSchema", Napi::Function::New<TaskMetricSchema>(env, "taskMetricSchema"));
   exports.Set("snapshot", Napi::Function::New<Snapshot>(env, "snapshot"));
+  exports.Set("panicTotal", Napi::Function::New<PanicTotal>(env, "panicTotal"));
   exports.Set("recordPanic", Napi::Function::New<RecordPanicJs>(env, "recordPanic"));
   exports.Set("setThreadpoolNice", Napi::Function::New<SetThreadpoolNiceJs>(env, "setThreadpoolNice"));
   exports.Set("setListenReceiveBuffer", Napi::Function::New<SetListenReceiveBufferJs>(env, "setListenReceiveBuffer"));

@@ -104,6 +104,13 @@ void TaskMetrics::AddWorkerBusy(Clock::duration run) {
   worker_busy_ns_[index].fetch_add(Nanos(run), std::memory_order_relaxed);
 }
 
+std::uint64_t TaskMetrics::PanicTotal() const {
+  constexpr auto field = static_cast<std::size_t>(TaskField::total_task_panic_count);
+  std::uint64_t total = 0;
+  for (const Row& row : rows_) total += row[field].load(std::memory_order_relaxed);
+  return total;
+}
+
 TaskMetrics::Snapshot TaskMetrics::Take() const {
   Snapshot snap;
   const auto& infos = TaskFieldInfos();

@@ -115,6 +115,8 @@ class TaskMetrics {
     std::vector<double> worker_busy_seconds;
   };
   Snapshot Take() const;
+  // Panics in every subsystem: health reads this on each probe, without a whole snapshot.
+  std::uint64_t PanicTotal() const;
 
  private:
   static constexpr std::size_t kMaxWorkers = 1024;  // libuv caps its pool at 1024

@@ -1,5 +1,6 @@
 // Settings: each has an environment variable, a matching --flag and a default. A bad value stops
 // start-up with a message naming the setting.
+import { readFileSync } from 'node:fs';
 import { cpuBudget } from './cpu-budget.js';
 import type { StubOptions } from './native/binding.js';
 
@@ -44,7 +45,16 @@ export interface Config {
   degradedWindowSeconds: number;
   drainSeconds: number;
   authToken: string;
+  authTokenFile: string;
   authAllRoutes: boolean;
+  maxConnectionsPerAddress: number;
+  startTimeoutSeconds: number;
+  maxConnectionSeconds: number;
+  maxMessagesPerSecond: number;
+  maxProtocolErrors: number;
+  allowedOrigins: string[];
+  allowedHosts: string[];
+  metricsCacheSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -56,6 +66,8 @@ interface Setting<K extends keyof Config> {
   env: string;
   help: string;
   default: Config[K];
+  /** How --help and the README show a default derived from other settings. */
+  shownDefault?: string;
   parse(raw: string): Config[K];
 }
 
@@ -83,6 +95,47 @@ function boolean(raw: string): boolean {
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
   throw new Error('must be true or false');
+}
+
+// uWebSockets.js aborts the process (not throws) on an idle timeout of 1-7 s or above 960 s.
+function idleTimeout(raw: string): number {
+  const n = integer(0, 960)(raw);
+  if (n > 0 && n < 8) throw new Error('must be 0 (never) or from 8 to 960');
+  return n;
+}
+
+/** A comma-separated list; empty items are dropped, so "" is the empty list. */
+function list(check: (item: string) => string) {
+  return (raw: string): string[] => raw.split(',').map((item) => item.trim()).filter((item) => item !== '').map(check);
+}
+
+// An Origin as browsers send it: scheme://host[:port], lower-case, no path; or "*".
+function origin(item: string): string {
+  if (item === '*') return item;
+  let url: URL;
+  try {
+    url = new URL(item);
+  } catch {
+    throw new Error(`has "${item}", which is not an origin like https://example.com`);
+  }
+  if (url.origin === 'null' || url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || /\/./.test(item.replace(/^[a-z]+:\/\//i, ''))) {
+    throw new Error(`has "${item}", which is not an origin like https://example.com (scheme, host and port only)`);
+  }
+  return url.origin;
+}
+
+function hostName(item: string): string {
+  if (!/^[a-z0-9.\-:[\]]+$/i.test(item)) throw new Error(`has "${item}", which is not a host name or address`);
+  return item.toLowerCase();
+}
+
+// A token must survive an HTTP header: header values lose surrounding whitespace, so such a token
+// could never match; an empty one would silently turn authentication off.
+export function checkToken(raw: string): string {
+  if (raw.trim() === '') throw new Error('must not be empty or only whitespace (leave it unset to turn authentication off)');
+  if (raw.trim() !== raw) throw new Error('must not start or end with whitespace');
+  if ([...raw].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) throw new Error('must not contain control characters');
+  return raw;
 }
 
 function oneOf<T extends string>(...values: T[]) {
@@ -185,6 +238,18 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'with interim_results, the least audio between two interim results of an utterance (a fifth of the speech so far once that is longer)' },
   { key: 'maxConnections', env: 'MAX_CONNECTIONS', default: 10_000, parse: integer(1, 1_000_000),
     help: 'WebSocket connections served at once; more are refused with HTTP 503' },
+  // -1: derived from MAX_CONNECTIONS once every setting is read (see loadConfig).
+  { key: 'maxConnectionsPerAddress', env: 'MAX_CONNECTIONS_PER_ADDRESS', default: -1, parse: integer(0, 1_000_000),
+    shownDefault: 'a quarter of MAX_CONNECTIONS, at least 100',
+    help: 'WebSocket connections one client address (IPv6: one /64) may hold at once, process-wide; more are refused with HTTP 429. Behind a proxy every client has the proxy\'s address: raise it or use 0 (no limit)' },
+  { key: 'startTimeoutSeconds', env: 'START_TIMEOUT_SECONDS', default: 10, parse: decimal(0, 3600),
+    help: 'a connection without a stream (no start yet, or after a stop) for this long is closed: START_TIMEOUT, close 1008 (0: never)' },
+  { key: 'maxConnectionSeconds', env: 'MAX_CONNECTION_SECONDS', default: 0, parse: decimal(0, 30 * 86_400),
+    help: 'longest a connection may stay open; then its stream is finished, CONNECTION_TOO_LONG, close 1008 (0: no limit)' },
+  { key: 'maxMessagesPerSecond', env: 'MAX_MESSAGES_PER_SECOND', default: 2000, parse: integer(0, 1_000_000),
+    help: 'WebSocket messages a connection may send per second on average, with bursts of 5 s worth; beyond it TOO_MANY_MESSAGES, close 1008 (0: no limit)' },
+  { key: 'maxProtocolErrors', env: 'MAX_PROTOCOL_ERRORS', default: 100, parse: integer(0, 1_000_000_000),
+    help: 'protocol errors (BAD_JSON, NOT_STARTED, ...) a connection may earn; at the limit TOO_MANY_ERRORS, close 1008 (0: no limit)' },
   { key: 'socketReceiveBuffer', env: 'SOCKET_RECEIVE_BUFFER', default: 32 << 10, parse: integer(0, 64 << 20),
     help: 'TCP receive buffer (SO_RCVBUF, bytes) of every connection: bounds how much a client pushes ahead of the server, so that a flood stays cheap; one connection then carries about 0.4 MB/s at 100 ms round trip (0: the OS default, autotuned)' },
   { key: 'maxChannels', env: 'MAX_CHANNELS', default: 8, parse: integer(1, 64),
@@ -205,16 +270,24 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'over capacity: once audio waits this long behind real time for the model, the youngest streams are shed (OVERLOADED, close 1013) and new ones refused for 2 s (0: never)' },
   { key: 'inferenceBatchRows', env: 'INFERENCE_BATCH_ROWS', default: 16, parse: integer(1, 64),
     help: 'utterances the model transcribes together in one job (decoded in lock-step; 1: one at a time)' },
-  { key: 'idleTimeoutSeconds', env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: integer(0, 3600),
-    help: 'close a WebSocket silent for this long (0: never)' },
+  { key: 'idleTimeoutSeconds', env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: idleTimeout,
+    help: 'close a WebSocket silent for this long: 0 (never) or 8 to 960' },
   { key: 'drainSeconds', env: 'DRAIN_SECONDS', default: 30, parse: decimal(0, 3600),
     help: 'on SIGTERM/SIGINT, time live streams get to finish and receive their final results' },
-  { key: 'authToken', env: 'AUTH_TOKEN', default: '', parse: (raw) => raw,
-    help: 'when set, WebSocket routes need it: "Authorization: Bearer <token>" or ?token=<token> (else HTTP 401)' },
+  { key: 'authToken', env: 'AUTH_TOKEN', default: '', parse: checkToken,
+    help: 'when set, WebSocket routes need it: "Authorization: Bearer <token>", the subprotocol "bearer.<token>" or ?token=<token> (else HTTP 401); empty or whitespace is refused' },
+  { key: 'authTokenFile', env: 'AUTH_TOKEN_FILE', default: '', parse: (raw) => raw,
+    help: 'a file holding AUTH_TOKEN (one trailing newline is dropped), e.g. a mounted Secret; not both' },
   { key: 'authAllRoutes', env: 'AUTH_ALL_ROUTES', default: false, parse: boolean,
     help: 'with AUTH_TOKEN, also protect /metrics and /api/v1/health (not the liveness route)' },
+  { key: 'allowedOrigins', env: 'ALLOWED_ORIGINS', default: [], parse: list(origin),
+    help: 'WebSocket upgrades from these browser origins (comma-separated, e.g. https://app.example.com; * for any) are allowed besides those without Origin (non-browser clients) and same-origin pages (Origin host = Host); others get HTTP 403' },
+  { key: 'allowedHosts', env: 'ALLOWED_HOSTS', default: [], parse: list(hostName),
+    help: 'Host header names (comma-separated, port ignored) the server answers; others get HTTP 403 on every route but liveness, against DNS rebinding (empty: any)' },
   { key: 'degradedWindowSeconds', env: 'DEGRADED_WINDOW_SECONDS', default: 300, parse: decimal(0, 86_400),
     help: 'health reads "degraded" for this long after a panic' },
+  { key: 'metricsCacheSeconds', env: 'METRICS_CACHE_SECONDS', default: 0.25, parse: decimal(0, 60),
+    help: 'one /metrics render serves every scrape for this long; concurrent scrapes always share one render (0: only those)' },
 ];
 
 function flagOf(setting: { env: string }): string {
@@ -224,7 +297,7 @@ function flagOf(setting: { env: string }): string {
 export function helpText(): string {
   const lines = ['Usage: npm start -- [--flag value ...]', '', 'Every flag has an environment variable; flags win.', ''];
   for (const s of SETTINGS) {
-    const def = typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default);
+    const def = s.shownDefault ?? (typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default));
     lines.push(`  ${flagOf(s).padEnd(26)} ${s.env.padEnd(24)} ${s.help} (default: ${def})`);
   }
   return lines.join('\n');
@@ -257,6 +330,20 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
     }
   }
   const result = config as unknown as Config;
+  if (result.authTokenFile !== '') {
+    if (result.authToken !== '') throw new ConfigError('AUTH_TOKEN and AUTH_TOKEN_FILE are both set: use one');
+    let text: string;
+    try {
+      text = readFileSync(result.authTokenFile, 'utf8');
+    } catch (e) {
+      throw new ConfigError(`AUTH_TOKEN_FILE (--auth-token-file) cannot be read: ${(e as Error).message}`);
+    }
+    try {
+      result.authToken = checkToken(text.replace(/\r?\n$/, ''));
+    } catch (e) {
+      throw new ConfigError(`AUTH_TOKEN_FILE (--auth-token-file) ${result.authTokenFile}: the token ${(e as Error).message}`);
+    }
+  }
   if (result.threads === 0) result.threads = cpuBudget();
   if ((result.tlsCertFile === '') !== (result.tlsKeyFile === '')) {
     const [set, unset] = result.tlsCertFile !== '' ? ['TLS_CERT_FILE (--tls-cert-file)', 'TLS_KEY_FILE (--tls-key-file)'] : ['TLS_KEY_FILE (--tls-key-file)', 'TLS_CERT_FILE (--tls-cert-file)'];
@@ -265,6 +352,9 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
   for (const [key, name] of [['tlsKeyPassphrase', 'TLS_KEY_PASSPHRASE (--tls-key-passphrase)'], ['tlsCaFile', 'TLS_CA_FILE (--tls-ca-file)']] as const) {
     if (result[key] !== '' && result.tlsCertFile === '') throw new ConfigError(`${name} is set but TLS_CERT_FILE and TLS_KEY_FILE are not`);
   }
+  // One address may hold a quarter of the slots: enough for a load generator or a NAT on a
+  // small MAX_CONNECTIONS, never all of them.
+  if (result.maxConnectionsPerAddress === -1) result.maxConnectionsPerAddress = Math.max(100, Math.ceil(result.maxConnections / 4));
   if (result.vadEndThreshold > result.vadStartThreshold) {
     throw new ConfigError(`VAD_END_THRESHOLD (${result.vadEndThreshold}) must be at most VAD_START_THRESHOLD (${result.vadStartThreshold})`);
   }
@@ -279,7 +369,7 @@ export function settingsTable(): { env: string; flag: string; default: string; h
   return SETTINGS.map((s) => ({
     env: s.env,
     flag: flagOf(s),
-    default: typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default),
+    default: s.shownDefault ?? (typeof s.default === 'object' ? JSON.stringify(s.default) : String(s.default)),
     help: s.help,
   }));
 }

@@ -88,6 +88,12 @@ try {
   const server = await start();
   log.announce('listening', { host: config.host, port: server.port, model: config.model, threads: config.threads, workers, tls: certificate !== undefined });
   if (certificate) logCertificate('tls certificate', certificate);
+  const exposed = (await import('./admission.js')).exposureWarning(config);
+  if (exposed) {
+    // Loud: on the log and on stderr, where a terminal user sees it whatever reads the JSON.
+    log.warn('no token', { warning: exposed });
+    process.stderr.write(`WARNING: ${exposed}\n`);
+  }
   if (tracing.tracingEnabled()) log.info('tracing', { endpoint: tracing.tracesEndpoint() });
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -6,7 +6,9 @@ import type { Logger } from './log.js';
 import type { SharedState } from './cluster/shared-state.js';
 import { Metrics } from './metrics/registry.js';
 import { nativePanics } from './metrics/native-families.js';
+import { coalescedScrape } from './metrics/coalesce.js';
 import { Authenticator } from './auth.js';
+import { Admission, PAGE_HEADERS, type Admitted } from './admission.js';
 import { loadSpeechModel, loadVad } from './models.js';
 import { loadStaticFiles } from './static-files.js';
 import { addon } from './native/binding.js';
@@ -22,6 +24,7 @@ interface Connection {
   session: Session | undefined;
   task: Task;
   closed: boolean;
+  admitted: Admitted;
 }
 
 /** Where this server runs: the one thread of the process (WORKERS=1) or one of its worker threads. */
@@ -110,11 +113,12 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
   const metrics = new Metrics({
     worker: place.worker, shared, processFamilies: place.scrape ? undefined : { threadpoolSize: threadpoolSize(config) },
   });
-  const scrape = place.scrape ?? (() => metrics.scrape());
+  const scrape = place.scrape ?? coalescedScrape(() => metrics.scrape(), config.metricsCacheSeconds, metrics.registry);
   onPanic(() => shared.panicked());
   let loaded: Loaded | undefined;
   const routing = new Task('api_routing');
   const auth = new Authenticator(config.authToken);
+  const admission = new Admission(config, shared, metrics, auth);
   const sockets = new Set<WebSocket<Connection>>();
 
   // Recorded, then applied to the App or SSLApp (a TLS reload builds another: src/listener.ts).
@@ -128,24 +132,12 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
       // Above MAX_OUTBOUND_BYTES the session closes a client that is not reading (SLOW_CONSUMER).
       maxBackpressure: 2 * config.maxOutboundBytes,
       upgrade: (res, req, context) => routing.poll(() => {
-        if (!auth.allows(req)) {
-          unauthorized(res, metrics);
-          return;
-        }
-        const refusal = !loaded ? ['not_ready', 'the server is still loading its models']
-          : shared.draining ? ['draining', 'the server is shutting down']
-          : !shared.tryConnect(config.maxConnections) ? ['max_connections', `the server is at its limit of ${config.maxConnections} connections`]
-          : undefined;
-        if (refusal) {
-          metrics.connectionsRefused.inc({ reason: refusal[0] });
-          res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '1')
-            .writeHeader('Content-Type', 'application/json').end(JSON.stringify({ error: refusal[1] }));
-          return;
-        }
+        const admitted = admission.upgrade(res, req, loaded !== undefined);
+        if (!admitted) return; // refused, answered and counted
         res.upgrade<Connection>(
-          { session: undefined, task: new Task('client'), closed: false },
+          { session: undefined, task: new Task('client'), closed: false, admitted },
           req.getHeader('sec-websocket-key'),
-          req.getHeader('sec-websocket-protocol'),
+          admitted.protocol,
           req.getHeader('sec-websocket-extensions'),
           context,
         );
@@ -174,13 +166,13 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
           if (message.byteLength > config.maxFrameBytes) {
             conn.session?.onOversized(message.byteLength, config.maxFrameBytes);
           } else if (isBinary) conn.session?.onBinary(Buffer.from(new Uint8Array(message)));
-          else conn.session?.onText(Buffer.from(message).toString('utf8'));
+          else conn.session?.onText(new Uint8Array(message)); // measured in bytes, then decoded
         });
       },
       close: (ws) => {
         const conn = ws.getUserData();
         conn.closed = true;
-        shared.disconnected();
+        admission.closed(conn.admitted);
         sockets.delete(ws);
         metrics.connectionClosed();
         conn.session?.onClose();
@@ -190,6 +182,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
   }
 
   app.get(HEALTH_PATH, (res, req) => routing.poll(() => {
+    if (!admission.httpHost(res, req)) return;
     countUpgradeAttempt(req, metrics);
     if (config.authAllRoutes && !auth.allows(req)) {
       unauthorized(res, metrics);
@@ -225,6 +218,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
   }));
 
   app.get('/metrics', (res, req) => {
+    if (!admission.httpHost(res, req)) return;
     countUpgradeAttempt(req, metrics);
     if (config.authAllRoutes && !auth.allows(req)) {
       routing.poll(() => unauthorized(res, metrics));
@@ -253,12 +247,15 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
 
   const pages = loadStaticFiles();
   app.get('/*', (res, req) => routing.poll(() => {
+    if (!admission.httpHost(res, req)) return;
     const page = pages.get(req.getUrl());
     if (!page) {
       notFound(res, req.getMethod(), req.getUrl(), metrics);
       return;
     }
-    res.writeStatus('200 OK').writeHeader('Content-Type', page.type).writeHeader('Cache-Control', 'no-cache').end(page.body);
+    res.writeStatus('200 OK').writeHeader('Content-Type', page.type).writeHeader('Cache-Control', 'no-cache');
+    for (const [name, value] of PAGE_HEADERS) res.writeHeader(name, value);
+    res.end(page.body);
   }));
 
   app.any('/*', (res, req) => routing.poll(() => {

@@ -34,8 +34,15 @@ export const CLOSE_TRY_AGAIN_LATER = 1013;
 export const CLOSE_TOO_BIG = 1009;
 export const CLOSE_INTERNAL = 1011;
 
-// Messages waiting behind a stop's flush; beyond this the client is flooding.
+// Messages waiting behind a stop's flush; beyond this the client is flooding. Their bytes are
+// bounded too (mailboxLimit): a count alone let 4096 frames of MAX_FRAME_BYTES each wait.
 const MAX_MAILBOX = 4096;
+/** The byte rate a mailbox is bounded by before any stream has told us its format (16 kHz s16 mono). */
+const DEFAULT_BYTES_PER_SECOND = 32_000;
+/** MAX_MESSAGES_PER_SECOND's bucket holds this many seconds of it: bursts (a file sent at once) pass. */
+export const MESSAGE_BURST_SECONDS = 5;
+// Errors the client caused by what it sent; MAX_PROTOCOL_ERRORS of them close the connection.
+const PROTOCOL_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['BAD_JSON', 'BAD_MESSAGE', 'UNKNOWN_REQUEST', 'INVALID_FORMAT', 'NOT_STARTED', 'MESSAGE_TOO_LARGE']);
 
 export interface SessionDeps {
   route: Route;
@@ -63,6 +70,17 @@ export class Session {
   } | undefined;
   private mailbox: Promise<void> = Promise.resolve();
   private queued = 0;
+  private queuedBytes = 0;
+  /** The latest stream's byte rate: what bounds the bytes waiting in the mailbox. */
+  private bytesPerSecond = DEFAULT_BYTES_PER_SECOND;
+  private readonly openedAt = performance.now();
+  /** Since when the connection has had no stream (START_TIMEOUT_SECONDS). */
+  private streamlessSince = performance.now();
+  private expiring = false;
+  private protocolErrors = 0;
+  /** MAX_MESSAGES_PER_SECOND's token bucket. */
+  private tokens: number;
+  private refilledAt = performance.now();
   private closed = false;
   private slow = false;
   private readonly closeWaiters: (() => void)[] = [];
@@ -70,19 +88,42 @@ export class Session {
   constructor(
     private readonly sink: ClientSink,
     private readonly deps: SessionDeps,
-  ) {}
-
-  onText(text: string): void {
-    if (text.length > this.deps.config.maxTextBytes) {
-      // Refused at once, not queued: a huge message must not wait in the mailbox.
-      this.error('MESSAGE_TOO_LARGE', `a text message of ${text.length} bytes is over the limit of ${this.deps.config.maxTextBytes} (MAX_TEXT_BYTES)`);
-      return;
-    }
-    this.post(() => this.handleText(text));
+  ) {
+    this.tokens = deps.config.maxMessagesPerSecond * MESSAGE_BURST_SECONDS;
   }
 
-  /** Called about once a second: finishes a stream that has gone quiet for too long. */
+  /** A text message's UTF-8 bytes, valid only during this call (it is decoded here). */
+  onText(utf8: Uint8Array): void {
+    if (!this.admit()) return;
+    if (utf8.byteLength > this.deps.config.maxTextBytes) {
+      // Refused at once, on its bytes before decoding anything, and not queued: a huge message
+      // must not wait in the mailbox.
+      this.error('MESSAGE_TOO_LARGE', `a text message of ${utf8.byteLength} bytes is over the limit of ${this.deps.config.maxTextBytes} (MAX_TEXT_BYTES)`);
+      return;
+    }
+    const text = Buffer.from(utf8.buffer, utf8.byteOffset, utf8.byteLength).toString('utf8');
+    this.post(() => this.handleText(text), utf8.byteLength);
+  }
+
+  /**
+   * Called about once a second: ends a connection open longer than MAX_CONNECTION_SECONDS (its
+   * stream finished first), one without a stream for START_TIMEOUT_SECONDS, and finishes a
+   * stream that has gone quiet for too long.
+   */
   checkIdle(now: number): void {
+    const { maxConnectionSeconds, startTimeoutSeconds } = this.deps.config;
+    if (this.closed || this.expiring) return;
+    if (maxConnectionSeconds > 0 && now - this.openedAt >= maxConnectionSeconds * 1000) {
+      this.expiring = true;
+      if (this.stream) this.stream.ending = true; // later audio is not taken
+      this.post(() => this.finishThenClose('CONNECTION_TOO_LONG', `the connection was open for the limit of ${maxConnectionSeconds} s (MAX_CONNECTION_SECONDS)`));
+      return;
+    }
+    // A start still queued (behind a flush) is about to give the connection a stream.
+    if (startTimeoutSeconds > 0 && !this.runner && this.queued === 0 && now - this.streamlessSince >= startTimeoutSeconds * 1000) {
+      this.fatal('START_TIMEOUT', `no stream for ${startTimeoutSeconds} s: send {"request":"start",...} (START_TIMEOUT_SECONDS)`, CLOSE_POLICY);
+      return;
+    }
     const limit = this.deps.config.streamIdleSeconds;
     if (limit <= 0 || !this.stream || this.closed || this.stream.ending) return;
     if (now - this.stream.lastAudioAt < limit * 1000) return;
@@ -100,7 +141,27 @@ export class Session {
 
   /** `bytes` must be the session's own copy. */
   onBinary(bytes: Uint8Array): void {
-    this.post(() => this.handleAudio(bytes));
+    if (!this.admit()) return;
+    this.post(() => this.handleAudio(bytes), bytes.byteLength);
+  }
+
+  /**
+   * MAX_MESSAGES_PER_SECOND: each message costs the event loop a fixed amount whatever it
+   * carries, so one-byte frames would buy a lot of server work (and arrival-clock entries) for
+   * little bandwidth. A token bucket: the rate on average, bursts of MESSAGE_BURST_SECONDS of it.
+   */
+  private admit(now = performance.now()): boolean {
+    if (this.closed) return false;
+    const rate = this.deps.config.maxMessagesPerSecond;
+    if (rate === 0) return true;
+    this.tokens = Math.min(rate * MESSAGE_BURST_SECONDS, this.tokens + ((now - this.refilledAt) * rate) / 1000);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    this.fatal('TOO_MANY_MESSAGES', `more than ${rate} messages per second (MAX_MESSAGES_PER_SECOND, bursts of ${MESSAGE_BURST_SECONDS} s of it)`, CLOSE_POLICY);
+    return false;
   }
 
   /** A message over MAX_FRAME_BYTES: refused without reading it, and the connection closed. */
@@ -131,7 +192,8 @@ export class Session {
     for (const wake of this.closeWaiters.splice(0)) wake();
   }
 
-  private post(op: () => void | Promise<void>): void {
+  /** `bytes`: what the message holds, counted against the mailbox's byte bound while it waits. */
+  private post(op: () => void | Promise<void>, bytes = 0): void {
     if (this.closed) return;
     if (this.queued === 0) {
       // Nothing is waiting: run it now. Only an op that really awaits (a stop's flush, a restart)
@@ -143,11 +205,23 @@ export class Session {
       this.fatal('BACKLOG', `more than ${MAX_MAILBOX} messages are waiting to be handled`, CLOSE_POLICY);
       return;
     }
+    const limit = this.mailboxLimit();
+    if (this.queuedBytes + bytes > limit) {
+      this.fatal('BACKLOG', `more than ${limit} bytes (MAX_BACKLOG_SECONDS of the stream's audio) are waiting to be handled`, CLOSE_POLICY);
+      return;
+    }
     this.queued++;
+    this.queuedBytes += bytes;
     // `queued` drops only once the op has finished, so nothing overtakes an op still running.
     this.mailbox = this.mailbox
       .then(() => (this.closed ? undefined : this.running(op)))
-      .then(() => { this.queued--; });
+      .then(() => { this.queued--; this.queuedBytes -= bytes; });
+  }
+
+  /** Bytes that may wait behind a flush: MAX_BACKLOG_SECONDS at the latest stream's byte rate,
+   *  the same bound audio has at every later stage. */
+  private mailboxLimit(): number {
+    return Math.ceil(this.deps.config.maxBacklogSeconds * this.bytesPerSecond);
   }
 
   /** Runs `op` at once; if it returns a promise, later messages wait for it. */
@@ -257,8 +331,9 @@ export class Session {
       });
     // The client's trace_id as sent, and the span's ids when one is recorded.
     const logFields = request.traceId ? { trace_id: request.traceId, ...trace.logFields } : trace.logFields;
+    this.bytesPerSecond = format.sampleRate * frameBytes(format);
     this.stream = {
-      bytesPerSecond: format.sampleRate * frameBytes(format),
+      bytesPerSecond: this.bytesPerSecond,
       frameBytes: frameBytes(format),
       log: Object.keys(logFields).length > 0 ? log.child(logFields) : log,
       trace,
@@ -301,6 +376,7 @@ export class Session {
       stream.log.debug('stream ended', { aborted: abort, outcome: end.outcome, audio_seconds: audioSeconds });
     }
     this.stream = undefined;
+    this.streamlessSince = performance.now();
     this.deps.metrics.streamEnded(this.deps.route);
   }
 
@@ -326,6 +402,11 @@ export class Session {
 
   private error(code: ErrorCode, message: string): void {
     this.send({ type: 'error', channel: 0, code, message });
+    const max = this.deps.config.maxProtocolErrors;
+    if (max > 0 && PROTOCOL_ERRORS.has(code) && ++this.protocolErrors >= max && !this.closed) {
+      // A client that keeps sending garbage buys an error event (and a log-free metric) each time.
+      this.fatal('TOO_MANY_ERRORS', `${this.protocolErrors} protocol errors on this connection (MAX_PROTOCOL_ERRORS)`, CLOSE_POLICY);
+    }
   }
 
   private send(event: ServerEvent): void {

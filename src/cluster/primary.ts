@@ -8,6 +8,7 @@ import { AggregatorRegistry, Registry } from 'prom-client';
 import { threadpoolSize, type Config } from '../config.js';
 import { registerProcessFamilies } from '../metrics/registry.js';
 import { freePort } from '../listener.js';
+import { coalescedScrape } from '../metrics/coalesce.js';
 import { addon } from '../native/binding.js';
 import type { CertificateInfo } from '../tls.js';
 import type { MetricsJson, PrimaryMessage, WorkerData, WorkerMessage } from './messages.js';
@@ -68,7 +69,7 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
 
   // One scrape: every worker's families, summed by prom-client's aggregator (counters and
   // histograms add up; per-thread families carry a worker_thread label), beside the process's.
-  async function scrape(): Promise<string> {
+  async function render(): Promise<string> {
     native.refresh();
     const id = nextCollection++;
     const parts: MetricsJson[] = [];
@@ -85,6 +86,7 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
     }
     return Registry.merge([processRegistry, AggregatorRegistry.aggregate(parts)]).metrics();
   }
+  const scrape = coalescedScrape(render, config.metricsCacheSeconds, processRegistry);
 
   function onMessage(h: Handle, message: WorkerMessage, listening: (port: number) => void): void {
     switch (message.type) {

@@ -4,6 +4,7 @@
 // One SharedArrayBuffer, created by the primary and handed to each worker; with WORKERS=1 the
 // same object lives in the one thread.
 
+import { ADDRESS_SLOTS } from '../admission.js';
 import { DEFER_MS, type SchedulerShare } from '../pipeline/inference-scheduler.js';
 
 const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, ModelJobs: 4, Count: 5 } as const;
@@ -17,15 +18,20 @@ export class SharedState implements SchedulerShare {
   private readonly times: Float64Array;
   // Each worker's earliest waiting model-job deadline (epoch ms; Infinity: none waits).
   private readonly tops: Float64Array;
+  // Open connections per client address, hashed into ADDRESS_SLOTS counters (admission.ts), so
+  // MAX_CONNECTIONS_PER_ADDRESS holds for the process whichever worker the kernel picked.
+  private readonly addresses: Int32Array;
 
   readonly buffer: SharedArrayBuffer;
 
   /** A new state, or (`buffer`: the primary's) a worker's view of the process's. */
   constructor(readonly workers: number, buffer?: SharedArrayBuffer) {
-    this.buffer = buffer ?? new SharedArrayBuffer(TIMES_AT + (2 + workers) * 8);
+    const addressesAt = TIMES_AT + (2 + workers) * 8;
+    this.buffer = buffer ?? new SharedArrayBuffer(addressesAt + ADDRESS_SLOTS * 4);
     this.ints = new Int32Array(this.buffer, 0, Slot.Count);
     this.times = new Float64Array(this.buffer, TIMES_AT, 2);
     this.tops = new Float64Array(this.buffer, TIMES_AT + 16, workers);
+    this.addresses = new Int32Array(this.buffer, addressesAt, ADDRESS_SLOTS);
     if (!buffer) this.tops.fill(Infinity);
   }
 
@@ -51,6 +57,17 @@ export class SharedState implements SchedulerShare {
   /** Takes a connection slot unless `max` are taken; false when the process is at its limit. */
   tryConnect(max: number): boolean {
     return this.take(Slot.Connections, max);
+  }
+
+  /** Takes a connection of the address in `slot` unless it holds `max`. */
+  tryConnectFrom(slot: number, max: number): boolean {
+    if (Atomics.add(this.addresses, slot, 1) < max) return true;
+    Atomics.sub(this.addresses, slot, 1);
+    return false;
+  }
+
+  disconnectedFrom(slot: number): void {
+    Atomics.sub(this.addresses, slot, 1);
   }
 
   /** Counts one more in `slot` unless `max` are counted already (then leaves it as it was). */

@@ -64,16 +64,8 @@ export class NativeFamilies {
   }
 }
 
-let panicIndex: { subsystems: number; fields: number; field: number } | undefined;
-
-/** Panics counted in every subsystem of the process since start, read now (for health). */
+/** Panics counted in every subsystem of the process since start, read now (for health: one
+ *  native call summing a few atomics, not a snapshot of every counter). */
 export function nativePanics(): number {
-  if (!panicIndex) {
-    const { subsystems, fields } = addon.taskMetricSchema();
-    panicIndex = { subsystems: subsystems.length, fields: fields.length, field: fields.findIndex((x) => x.field === 'total_task_panic_count') };
-  }
-  const task = addon.snapshot().task;
-  let total = 0;
-  for (let t = 0; t < panicIndex.subsystems; t++) total += task[t * panicIndex.fields + panicIndex.field] ?? 0;
-  return total;
+  return addon.panicTotal();
 }

@@ -1,6 +1,7 @@
 // The server's Prometheus registry: service, audio-stage and runtime families, plus the native
 // task metrics. Names follow the README's table (brief name -> exported name).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { REFUSAL_REASONS } from '../admission.js';
 import type { SharedState } from '../cluster/shared-state.js';
 import { ERROR_CODES, type ErrorCode } from '../protocol.js';
 import { NativeFamilies } from './native-families.js';
@@ -172,8 +173,8 @@ export class Metrics {
     }
     // Every known series exists from the start, at 0: rate() and dashboards see "none yet".
     for (const kind of Object.keys(ERROR_CODES) as ErrorCode[]) this.errors.inc({ kind }, 0);
-    for (const reason of ['max_connections', 'not_ready', 'draining', 'unauthorized']) this.connectionsRefused.inc({ reason }, 0);
-    for (const reason of ['not_found', 'upgrade_on_http_route']) this.httpRejected.inc({ reason }, 0);
+    for (const reason of REFUSAL_REASONS) this.connectionsRefused.inc({ reason }, 0);
+    for (const reason of ['not_found', 'upgrade_on_http_route', 'host']) this.httpRejected.inc({ reason }, 0);
     this.connectionsActive.set({ worker_thread: this.worker }, 0);
     for (const route of ['simple', 'segmented']) {
       this.streamsActive.set({ route }, 0); // an idle pod reports 0 streams, not nothing (autoscalers read it)

@@ -163,6 +163,8 @@ export interface Addon {
   probeOrt(task: NativeTask): Promise<string>;
   taskMetricSchema(): { subsystems: Subsystem[]; fields: TaskFieldInfo[] };
   snapshot(): NativeSnapshot;
+  /** task_panic_total over every subsystem, without building a snapshot (health). */
+  panicTotal(): number;
   /** Counts a panic in JS code that handled a subsystem's results. */
   recordPanic(subsystem: Subsystem): void;
   /** The niceness (0-19) threadpool workers take on their first job; 0 leaves them as they are. */

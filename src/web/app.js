@@ -18,8 +18,9 @@
 // The page does not probe /api/v1/health first (it is open by default, so it says nothing about
 // the WebSocket routes); instead, a connection that fails before `open` is reported as "refused
 // (wrong or missing token?)" and reveals the token field. The token is kept in sessionStorage
-// (this tab only) once a connection with it has opened, and sent as `?token=` because browsers
-// cannot set an Authorization header on a WebSocket.
+// (this tab only) once a connection with it has opened, and sent as the subprotocol
+// `bearer.<token>` (see protocolsFor) because browsers cannot set an Authorization header on a
+// WebSocket.
 
 const FRAME_SECONDS = 0.02;
 const TOKEN_KEY = 'speech-server.token';
@@ -122,6 +123,13 @@ function closeMeaning(code) {
 
 // ---- session -----------------------------------------------------------------------------
 
+// The token travels as the subprotocol `bearer.<token>` beside `speech-server` (the server
+// echoes only the latter), so it stays out of URLs and proxy access logs. Subprotocols are HTTP
+// tokens: a token with other characters falls back to ?token=.
+function protocolsFor(token) {
+  return token && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(token) ? ['speech-server', `bearer.${token}`] : undefined;
+}
+
 function webSocketUrl(route, token) {
   const url = new URL(`/api/v1/${route}`, window.location.href);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -159,11 +167,20 @@ function start() {
   setState('connecting', `connecting to /api/v1/${route}…`);
   setVad(route === 'segmented' ? 'silent' : 'none', route === 'segmented' ? 'no speech detected yet' : 'voice activity: not reported on the simple route');
 
-  const ws = new WebSocket(webSocketUrl(route, token));
+  const protocols = protocolsFor(token);
+  const ws = protocols ? new WebSocket(webSocketUrl(route, undefined), protocols) : new WebSocket(webSocketUrl(route, token));
   s.ws = ws;
   ws.onopen = () => {
     s.opened = true;
     if (token) storage()?.setItem(TOKEN_KEY, token);
+    // Start the stream at once (the AudioContext's rate is known): the server closes a connection
+    // that has no stream for START_TIMEOUT_SECONDS, and the microphone prompt may take longer.
+    s.rate = s.ctx.sampleRate;
+    ws.send(JSON.stringify({
+      request: 'start',
+      format: { channels: 1, sample_rate: s.rate, bit_depth: 32, is_float: true },
+      interim_results: s.interim,
+    }));
     startAudio(s).catch((err) => {
       message('client', 'AUDIO', `could not set up audio capture: ${err?.name ?? 'Error'}: ${err?.message ?? err}`);
       abort(s, 'audio capture failed');
@@ -201,8 +218,7 @@ async function startAudio(s) {
     teardownAudio(s);
     return;
   }
-  const rate = s.ctx.sampleRate;
-  s.rate = rate;
+  const rate = s.rate;
   s.source = s.ctx.createMediaStreamSource(stream);
   s.node = new AudioWorkletNode(s.ctx, 'capture', {
     numberOfInputs: 1,
@@ -213,12 +229,7 @@ async function startAudio(s) {
     processorOptions: { frameSamples: Math.round(rate * FRAME_SECONDS) },
   });
   s.node.port.onmessage = (event) => onFrame(s, event.data);
-  s.ws.send(JSON.stringify({
-    request: 'start',
-    format: { channels: 1, sample_rate: rate, bit_depth: 32, is_float: true },
-    interim_results: s.interim,
-  }));
-  s.sending = true;
+  s.sending = true; // the start went out when the socket opened
   s.source.connect(s.node);
   await s.ctx.resume();
   sessionHeader(s);

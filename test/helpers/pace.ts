@@ -6,6 +6,7 @@ export async function sendPaced(client: Client, data: Uint8Array, bytesPerSecond
   const frame = Math.round(bytesPerSecond * frameSeconds);
   const start = performance.now();
   for (let i = 0, n = 0; i < data.length; i += frame, n++) {
+    if (client.ws.readyState !== client.ws.OPEN) return; // the server closed it: nothing more to send
     client.ws.send(data.subarray(i, Math.min(i + frame, data.length)), { binary: true });
     const due = start + ((n + 1) * frameSeconds * 1000) / speed;
     const wait = due - performance.now();

@@ -20,7 +20,9 @@ export interface TestServer {
 export async function startServer(env: Record<string, string> = {}, until: 'ready' | 'listening' = 'ready'): Promise<TestServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', MODEL: 'stub', ...env },
+    // METRICS_CACHE_SECONDS=0: a test that acts, then scrapes, must see its action counted, not a
+    // render cached from before it (test/integration/prometheus.test.ts tests the cache itself).
+    env: { ...process.env, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', MODEL: 'stub', METRICS_CACHE_SECONDS: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];

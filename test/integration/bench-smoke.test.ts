@@ -11,7 +11,8 @@ import { describe, it } from 'node:test';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const RUNNER = path.join(ROOT, 'bench/run.ts');
-// Generous: a first run may build a harness with g++, or (resampler, as root) apt-get install its peers.
+// Generous: a first run may build a harness with g++. Nothing is installed (the resampler bench
+// installs its peers only when given --install-peers, which this test never passes).
 const TIMEOUT_MS = 10 * 60_000;
 
 /** BENCHES as bench/run.ts declares it (importing run.ts would run every bench). */

@@ -192,6 +192,10 @@ describe('live page in chromium', () => {
     }
     const token = 'browser-t0ken';
     await withServer({ MODEL: 'stub', AUTH_TOKEN: token }, (server) => withPage(t, async (page) => {
+      const sockets: string[] = [];
+      page.on('websocket', (ws) => sockets.push(ws.url()));
+      const pageErrors: string[] = [];
+      page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(m.text()); });
       await page.goto(server.http('/'));
       assert.equal(await page.isVisible('#token'), false, 'no token field until one is needed');
 
@@ -215,6 +219,9 @@ describe('live page in chromium', () => {
       assert.ok(shown.length >= 1);
       assert.match(shown[0]!.text, /^stub model: \d+ samples/, 'the stub model\'s count is shown');
       assert.equal((await messages(page)).length, 2, 'no new messages once the token is right');
+      // The token went as a subprotocol, never in a URL (where proxies log it).
+      assert.ok(sockets.length >= 3 && sockets.every((u) => !u.includes('token')), sockets.join(' '));
+      assert.ok(!pageErrors.some((e) => /Content Security Policy/i.test(e)), pageErrors.join('\n'));
 
       // Remembered for the tab: a reload shows the field already filled in.
       await page.reload();

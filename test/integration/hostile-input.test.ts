@@ -14,8 +14,8 @@ const S16 = { channels: 1, sampleRate: 16000, bitDepth: 16, isFloat: false };
 let server: TestServer;
 let healthy: Promise<Client>;
 
-async function errorsCounted(kind: string): Promise<number> {
-  const text = await (await fetch(server.http('/metrics'))).text();
+async function errorsCounted(kind: string, on: TestServer = server): Promise<number> {
+  const text = await (await fetch(on.http('/metrics'))).text();
   const line = text.split('\n').find((l) => l.startsWith(`errors_total{kind="${kind}"}`));
   return line ? Number(line.split(' ')[1]) : 0;
 }
@@ -102,6 +102,8 @@ describe('hostile input: messages', () => {
   });
   it('a text message of half a megabyte: MESSAGE_TOO_LARGE, ignored, the connection stays usable', () =>
     expectError([JSON.stringify({ request: 'start', pad: 'x'.repeat(512 << 10) })], 'MESSAGE_TOO_LARGE', /MAX_TEXT_BYTES/));
+  it('MAX_TEXT_BYTES counts bytes, not characters: 30,000 three-byte characters (90,000 bytes) are MESSAGE_TOO_LARGE', () =>
+    expectError([JSON.stringify({ request: 'start', pad: '\u20ac'.repeat(30_000) })], 'MESSAGE_TOO_LARGE', /90\d{3} bytes/));
 });
 
 describe('hostile input: audio and streams', () => {
@@ -165,12 +167,26 @@ describe('hostile input: transport', () => {
   });
 
   it('wrong HTTP methods and unknown paths answer 404 with a JSON reason', async () => {
-    for (const [method, route] of [['POST', '/metrics'], ['DELETE', '/api/v1/health'], ['PUT', '/'], ['GET', '/../../etc/passwd'], ['GET', '/api/v1/nope']]) {
+    for (const [method, route] of [['POST', '/metrics'], ['DELETE', '/api/v1/health'], ['PUT', '/'], ['GET', '/api/v1/nope']]) {
       const res = await fetch(server.http(route!), { method });
       assert.equal(res.status, 404, `${method} ${route}`);
       assert.match(((await res.json()) as { error: string }).error, /no route/);
     }
-    assert.match(await (await fetch(server.http('/metrics'))).text(), /http_rejected_total\{reason="not_found"\} [5-9]/, 'counted');
+    assert.match(await (await fetch(server.http('/metrics'))).text(), /http_rejected_total\{reason="not_found"\} [4-9]/, 'counted');
+  });
+
+  it('a path that climbs out of the page folder, sent as written (fetch would normalise it away), answers 404', async () => {
+    for (const target of ['/../../etc/passwd', '/..%2f..%2fetc%2fpasswd', '/%2e%2e/%2e%2e/etc/passwd', '/../src/server.ts', '//etc/passwd']) {
+      const socket = net.connect(server.port, '127.0.0.1');
+      await new Promise((resolve) => socket.once('connect', resolve));
+      let response = '';
+      socket.on('data', (d: Buffer) => { response += d.toString('latin1'); });
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+      await new Promise((resolve) => { socket.once('close', resolve); setTimeout(resolve, 3000); });
+      socket.destroy();
+      assert.match(response, /^HTTP\/1\.1 404 /, `${target}: ${response.slice(0, 200)}`);
+      assert.ok(!response.includes('root:') && !response.includes('import '), `${target} leaks no file`);
+    }
   });
 
   it('s16 audio in odd-sized frames is reassembled, never rejected', async () => {
@@ -217,7 +233,8 @@ describe('limits', () => {
   });
 
   it('MAX_OUTBOUND_BYTES: a client that stops reading its events is closed as SLOW_CONSUMER, once', async () => {
-    const strict = await startServer({ MODEL: 'stub', MAX_OUTBOUND_BYTES: '65536' });
+    // Without the message and error budgets, which would close this junk-sending client first.
+    const strict = await startServer({ MODEL: 'stub', MAX_OUTBOUND_BYTES: '65536', MAX_MESSAGES_PER_SECOND: '0', MAX_PROTOCOL_ERRORS: '0' });
     try {
       const client = await Client.connect(strict.url('/api/v1/simple'));
       // Stop reading: the kernel buffers fill first, then the server's own queue.
@@ -236,6 +253,64 @@ describe('limits', () => {
       const active = [...text.matchAll(/^connections_active\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
       assert.equal(active, 0, 'the slow client is gone');
       client.ws.terminate();
+    } finally {
+      await strict.stop();
+    }
+  });
+});
+
+describe('per-connection budgets', () => {
+  it('bytes behind a stop\'s flush are bounded (MAX_BACKLOG_SECONDS at the stream\'s byte rate): BACKLOG, 1008, before the flush ends', { timeout: 30_000 }, async () => {
+    // A 3 s model run makes the stop's flush long; 5 MiB sent during it is 164 s of 16 kHz audio,
+    // far over 30 s, in only ten messages (the message count alone allowed 4096 of 1 MiB).
+    const slow = await startServer({ MODEL: 'stub', SIMPLE_WINDOW_SECONDS: '1', STUB: '{"delay_ms":3000}' });
+    try {
+      const before = await errorsCounted('BACKLOG', slow);
+      const client = await Client.connect(slow.url('/api/v1/simple'));
+      client.sendJson(startMessage(wav));
+      await client.sendAudio(wav.data.subarray(0, 16000), 16000);
+      client.sendJson({ request: 'stop', disconnect: false });
+      const stoppedAt = performance.now();
+      for (let i = 0; i < 10; i++) client.ws.send(Buffer.alloc(512 << 10), { binary: true });
+      assert.equal(await client.closed, 1008);
+      assert.ok(performance.now() - stoppedAt < 2900, 'closed while the flush was still running');
+      const errors = client.events.filter((e) => e.type === 'error');
+      assert.deepEqual(errors.map((e) => e['code']), ['BACKLOG'], JSON.stringify(client.events));
+      assert.match(errors[0]!['message'] as string, /bytes/);
+      assert.equal(await errorsCounted('BACKLOG', slow), before + 1);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('one-byte frames beyond MAX_MESSAGES_PER_SECOND (and its 5 s burst): TOO_MANY_MESSAGES, 1008, counted', { timeout: 30_000 }, async () => {
+    const strict = await startServer({ MODEL: 'stub', MAX_MESSAGES_PER_SECOND: '100' });
+    try {
+      const client = await Client.connect(strict.url('/api/v1/simple'));
+      client.sendJson(startMessage(wav));
+      const one = Buffer.alloc(1);
+      for (let i = 0; i < 2000; i++) client.ws.send(one, { binary: true });
+      assert.equal(await client.closed, 1008);
+      assert.deepEqual(client.events.filter((e) => e.type === 'error').map((e) => e['code']), ['TOO_MANY_MESSAGES']);
+      assert.equal(await errorsCounted('TOO_MANY_MESSAGES', strict), 1);
+      // Within the budget, the same frames are served: 400 one-byte frames (the burst is 500).
+      const fine = await streamFile(strict.url('/api/v1/simple'), startMessage(wav), wav.data.subarray(0, 400), 1);
+      assert.equal(fine.closeCode, 1000);
+      assert.deepEqual(fine.events.map((e) => e['count']), [200]);
+    } finally {
+      await strict.stop();
+    }
+  });
+
+  it('MAX_PROTOCOL_ERRORS: the fifth protocol error closes the connection with TOO_MANY_ERRORS and 1008', { timeout: 30_000 }, async () => {
+    const strict = await startServer({ MODEL: 'stub', MAX_PROTOCOL_ERRORS: '5' });
+    try {
+      const client = await Client.connect(strict.url('/api/v1/simple'));
+      for (let i = 0; i < 20; i++) client.ws.send('x');
+      assert.equal(await client.closed, 1008);
+      assert.deepEqual(client.events.map((e) => e['code']), ['BAD_JSON', 'BAD_JSON', 'BAD_JSON', 'BAD_JSON', 'BAD_JSON', 'TOO_MANY_ERRORS']);
+      assert.equal(await errorsCounted('TOO_MANY_ERRORS', strict), 1);
+      assert.equal(await errorsCounted('BAD_JSON', strict), 5, 'nothing after the close is handled');
     } finally {
       await strict.stop();
     }

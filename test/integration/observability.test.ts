@@ -92,3 +92,27 @@ describe('metrics', () => {
     assert.match(stdout + stderr, /promtool, version \d+/);
   });
 });
+
+describe('metrics under a scrape flood', () => {
+  const renders = (text: string): number => Number(/^metrics_renders_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+  for (const workers of ['1', '2']) {
+    it(`coalesces concurrent scrapes and serves one render for METRICS_CACHE_SECONDS (WORKERS=${workers})`, { timeout: 30_000 }, async () => {
+      const flooded = await startServer({ MODEL: 'stub', WORKERS: workers, METRICS_CACHE_SECONDS: '0.25' });
+      try {
+        await new Promise((r) => setTimeout(r, 300)); // past any render of start-up
+        const texts = await Promise.all(Array.from({ length: 40 }, async () => (await fetch(flooded.http('/metrics'))).text()));
+        const counts = new Set(texts.map(renders));
+        assert.ok(!counts.has(NaN), 'metrics_renders_total is exported');
+        // 40 scrapes at once: one render, or two if the flood straddled the end of a period.
+        assert.ok(counts.size <= 2 && Math.max(...counts) - Math.min(...counts) <= 1, `renders seen: ${[...counts].join(', ')}`);
+        const first = Math.min(...counts);
+        await new Promise((r) => setTimeout(r, 400));
+        const later = renders(await (await fetch(flooded.http('/metrics'))).text());
+        assert.ok(later > Math.max(...counts), 'after the period a scrape gets a new render');
+        assert.ok(later - first <= 3, `40 scrapes cost ${later - first} renders`);
+      } finally {
+        await flooded.stop();
+      }
+    });
+  }
+});

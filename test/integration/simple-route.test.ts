@@ -9,7 +9,9 @@ const WINDOW = 2; // seconds, small so every fixture spans several windows
 const FIXTURES = ['two_utterances_16k_mono_s16.wav', 'two_utterances_8k_mono_s16.wav', 'two_utterances_48k_mono_f32.wav', 'stereo_44k1_f32.wav'];
 
 let server: TestServer;
-before(async () => { server = await startServer({ MODEL: 'stub', SIMPLE_WINDOW_SECONDS: String(WINDOW) }); });
+// MAX_MESSAGES_PER_SECOND=0: the 1-byte-frame case sends half a million messages at once to test
+// reassembly; the message budget that refuses such a client is tested in hostile-input.test.ts.
+before(async () => { server = await startServer({ MODEL: 'stub', SIMPLE_WINDOW_SECONDS: String(WINDOW), MAX_MESSAGES_PER_SECOND: '0' }); });
 after(async () => { await server.stop(); });
 
 function segmentsOf(events: ServerEventJson[], channel: number): ServerEventJson[] {

@@ -269,7 +269,16 @@ describe('deploy/docker-compose.yml', () => {
     assert.equal(str(env('speech-server')['PORT'] ?? '8080', 'PORT'), '8080');
     assert.equal(env('speech-server')['OTEL_EXPORTER_OTLP_ENDPOINT'], 'http://jaeger:4318');
     assert.match(str(service('jaeger')['image'], 'jaeger image'), /^jaegertracing\/all-in-one(:|$)/);
-    assert.ok(list(service('jaeger')['ports'], 'jaeger ports').map((x) => str(x)).includes('4318:4318'));
+    assert.ok(list(service('jaeger')['ports'], 'jaeger ports').map((x) => str(x)).some((p) => p.endsWith(':4318:4318')));
+  });
+
+  it('publishes Grafana (anonymous admin), Prometheus and Jaeger on 127.0.0.1 only', () => {
+    for (const name of ['grafana', 'prometheus', 'jaeger']) {
+      const ports = list(service(name)['ports'] ?? [], `${name} ports`).map((x) => str(x));
+      assert.ok(ports.length > 0, `${name} publishes a port`);
+      // "HOST:CONTAINER" publishes on every interface; only "127.0.0.1:HOST:CONTAINER" stays local.
+      for (const p of ports) assert.match(p, /^127\.0\.0\.1:\d+:\d+$/, `${name} publishes ${p}`);
+    }
   });
 
   it('mounts files and folders that exist, with Prometheus and Grafana reading them where they look', () => {

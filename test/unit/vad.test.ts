@@ -94,4 +94,30 @@ describe('native VAD', () => {
     await assert.rejects(addon.loadVad(task, '/nonexistent/silero.onnx'), (e: unknown) => isNativeError(e) && e.code === 'MODEL_LOAD');
     task.close();
   });
+
+  it('refuses a channel twice in one batch, in time that grows like the batch, not its square', async () => {
+    const vad = await loadVad();
+    const task = new addon.Task('vad');
+    const audio = new Float32Array(0);
+    // A batch of n distinct channels and the first one again at the end: refused synchronously,
+    // after checking every channel, so the refusal's cost is the duplicate check's.
+    const refusalMs = (n: number): number => {
+      const channels = Array.from({ length: n }, () => new addon.VadChannel());
+      channels.push(channels[0]!);
+      const audios = channels.map(() => audio);
+      let best = Infinity;
+      for (let run = 0; run < 3; run++) {
+        const started = performance.now();
+        assert.throws(() => vad.process(task, channels, audios), (e: unknown) => isNativeError(e) && e.code === 'INVALID_ARGUMENT' && /twice/.test(e.message));
+        best = Math.min(best, performance.now() - started);
+      }
+      return best;
+    };
+    const small = refusalMs(4000);
+    const large = refusalMs(40_000);
+    // Ten times the channels: about ten times the work when linear (n log n: ~13), a hundred
+    // times when each channel is compared with every one before it (as it was).
+    assert.ok(large / small < 40, `4,000 channels: ${small.toFixed(2)} ms, 40,000: ${large.toFixed(2)} ms (x${(large / small).toFixed(1)})`);
+    task.close();
+  });
 });
