@@ -40,6 +40,8 @@ export interface Config {
   drainSeconds: number;
   authToken: string;
   authAllRoutes: boolean;
+  maxUploadBytes: number;
+  maxUploadSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -198,6 +200,10 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'when set, WebSocket routes need it: "Authorization: Bearer <token>" or ?token=<token> (else HTTP 401)' },
   { key: 'authAllRoutes', env: 'AUTH_ALL_ROUTES', default: false, parse: boolean,
     help: 'with AUTH_TOKEN, also protect /metrics and /api/v1/health (not the liveness route)' },
+  { key: 'maxUploadBytes', env: 'MAX_UPLOAD_BYTES', default: 128 << 20, parse: integer(1024, 4 * 2 ** 30),
+    help: 'largest request body of POST /v1/audio/transcriptions (413 above it; the default holds an hour of 16 kHz 16-bit mono WAV)' },
+  { key: 'maxUploadSeconds', env: 'MAX_UPLOAD_SECONDS', default: 4 * 3600, parse: decimal(1, 7 * 86_400),
+    help: 'longest audio one transcription request may hold (400 above it)' },
   { key: 'degradedWindowSeconds', env: 'DEGRADED_WINDOW_SECONDS', default: 300, parse: decimal(0, 86_400),
     help: 'health reads "degraded" for this long after a panic' },
 ];
