@@ -135,25 +135,26 @@ export function registerTranscriptions(app: TemplatedApp, deps: HttpDeps): void 
         ? new OpenAiError(400, `the request must be multipart/form-data with a boundary; got Content-Type ${JSON.stringify(contentType)}`, null, 'invalid_form')
         : undefined);
     if (refusal) {
-      // Closing after the answer: the body, unread, is not worth receiving.
-      res.writeStatus(statusLine(refusal.status)).writeHeader('Content-Type', 'application/json');
-      if (refusal.status === 401) res.writeHeader('WWW-Authenticate', 'Bearer');
-      res.end(JSON.stringify(refusal.toJSON()), true);
+      refuseAfterBody(res, refusal, declared, config.maxUploadBytes, () => aborted);
       return;
     }
     const boundary = boundaryOf(contentType)!;
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
+    let tooLarge: OpenAiError | undefined;
     res.onData((chunk, isLast) => {
       if (done || aborted) return;
       size += chunk.byteLength;
-      if (size > config.maxUploadBytes) {
-        done = true;
-        const e = new OpenAiError(413, `the request body is over the limit of ${config.maxUploadBytes} bytes (MAX_UPLOAD_BYTES)`, 'file', 'file_too_large');
-        res.cork(() => {
-          res.writeStatus(statusLine(413)).writeHeader('Content-Type', 'application/json').end(JSON.stringify(e.toJSON()), true);
-        });
+      if (tooLarge || size > config.maxUploadBytes) {
+        // Over the limit: what was kept is dropped, the rest is read and dropped (see
+        // refuseAfterBody), and the 413 goes out at its end.
+        chunks.length = 0;
+        tooLarge ??= new OpenAiError(413, `the request body is over the limit of ${config.maxUploadBytes} bytes (MAX_UPLOAD_BYTES)`, 'file', 'file_too_large');
+        if (isLast || size > 2 * config.maxUploadBytes) {
+          done = true;
+          answerNow(res, tooLarge, !isLast);
+        }
         return;
       }
       // The ArrayBuffer is only valid during this callback.
@@ -166,6 +167,37 @@ export function registerTranscriptions(app: TemplatedApp, deps: HttpDeps): void 
       deps.track(request);
     });
   }));
+}
+
+/**
+ * Answers `error` once the rest of the body has been read and dropped (nothing is kept). HTTP
+ * clients such as the SDK's (undici) write the whole body before they read an answer, so a
+ * connection closed under them reads as a network error (EPIPE), not as this refusal. A body
+ * declared or grown over twice MAX_UPLOAD_BYTES is not worth receiving: the answer is sent and
+ * the connection closed at once.
+ */
+function refuseAfterBody(res: HttpResponse, error: OpenAiError, declared: string, limit: number, aborted: () => boolean, received = 0): void {
+  const answer = (close: boolean): void => answerNow(res, error, close);
+  if (declared === '0' || (declared !== '' && Number(declared) > 2 * limit)) {
+    answer(declared !== '0');
+    return;
+  }
+  let dropped = received;
+  let answered = false;
+  res.onData((chunk, isLast) => {
+    if (answered || aborted()) return;
+    dropped += chunk.byteLength;
+    if (dropped > 2 * limit || isLast) {
+      answered = true;
+      res.cork(() => answer(!isLast));
+    }
+  });
+}
+
+function answerNow(res: HttpResponse, error: OpenAiError, close: boolean): void {
+  res.writeStatus(statusLine(error.status)).writeHeader('Content-Type', 'application/json');
+  if (error.status === 401) res.writeHeader('WWW-Authenticate', 'Bearer');
+  res.end(JSON.stringify(error.toJSON()), close);
 }
 
 function modelObject(id: string): Record<string, unknown> {
