@@ -14,6 +14,13 @@ export class Authenticator {
     return this.expected !== undefined;
   }
 
+  /** A token offered some other way (the Realtime API's `openai-insecure-api-key.<key>` WebSocket
+   *  subprotocol, which browsers can set where they cannot set headers). */
+  accepts(offered: string): boolean {
+    if (!this.expected) return true;
+    return timingSafeEqual(digest(offered), this.expected);
+  }
+
   /** `Authorization: Bearer <token>`, or `?token=<token>` for clients that cannot set headers
    *  (browsers' WebSocket API). Must be called inside the request handler. */
   allows(req: HttpRequest): boolean {
