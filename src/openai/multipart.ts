@@ -24,16 +24,12 @@ function bad(message: string): OpenAiError {
 
 /** The boundary of a `multipart/form-data` Content-Type, or undefined for any other type. */
 export function boundaryOf(contentType: string): string | undefined {
-  const [type, ...params] = contentType.split(';');
-  if (type?.trim().toLowerCase() !== 'multipart/form-data') return undefined;
-  for (const p of params) {
-    const eq = p.indexOf('=');
-    if (eq < 0 || p.slice(0, eq).trim().toLowerCase() !== 'boundary') continue;
-    let value = p.slice(eq + 1).trim();
-    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
-    if (value.length >= 1 && value.length <= 70) return value;
-  }
-  return undefined;
+  const semicolon = contentType.indexOf(';');
+  if (contentType.slice(0, semicolon < 0 ? undefined : semicolon).trim().toLowerCase() !== 'multipart/form-data') return undefined;
+  // A quoted boundary may hold ';' and spaces (RFC 2046 allows both).
+  const m = /;\s*boundary\s*=\s*(?:"([^"]*)"|([^;\s]*))/i.exec(contentType);
+  const value = m?.[1] ?? m?.[2];
+  return value !== undefined && value.length >= 1 && value.length <= 70 ? value : undefined;
 }
 
 /** A header's parameters (`name="file"; filename="a.wav"`), quoted strings unescaped. */
