@@ -500,7 +500,7 @@ export function registerRealtime(app: TemplatedApp, deps: OpenAiDeps): { drain()
         : !shared.tryConnect(config.maxConnections) ? new OpenAiError(503, `the server is at its limit of ${config.maxConnections} connections`, null, 'max_connections')
         : undefined;
       if (refusal) {
-        if (refusal.code !== 'invalid_value') metrics.connectionsRefused.inc({ reason: refusal.code ?? 'refused' });
+        if (refusal.status !== 400) metrics.connectionsRefused.inc({ reason: refusal.status === 401 ? 'unauthorized' : refusal.code ?? 'refused' });
         refuse(res, refusal);
         return;
       }
