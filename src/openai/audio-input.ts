@@ -51,11 +51,11 @@ export async function openAudio(data: Buffer): Promise<AudioSource> {
   if (container === undefined) {
     throw new OpenAiError(415, `the file is not in a supported audio format; supported: ${SUPPORTED}`, 'file', 'unsupported_format');
   }
-  if (container === 'wav') return wavSource(data);
-  return await decodedSource(container, data);
+  if (container === 'wav') return await wavSource(data);
+  return await decodedSource({ container, bytes: data }, container);
 }
 
-function wavSource(data: Buffer): AudioSource {
+function wavSource(data: Buffer): AudioSource | Promise<AudioSource> {
   let audio;
   try {
     audio = parseWav(data, 'the WAV file');
@@ -66,6 +66,9 @@ function wavSource(data: Buffer): AudioSource {
   }
   const f = audio.format;
   const format: NativeFormat = { encoding: f.encoding, channels: f.channels, sampleRate: f.sampleRate, bitDepth: f.bitDepth, isFloat: f.isFloat };
+  // Several channels are one recording (OpenAI's API mixes them too): mixed to mono in the
+  // worker, then decoded natively as float like any compressed file.
+  if (format.channels > 1) return decodedSource({ container: 'pcm', format, bytes: audio.data }, 'wav');
   const frame = f.channels * (f.bitDepth / 8);
   const piece = f.sampleRate * frame; // one second
   const bytes = audio.data;
@@ -95,8 +98,7 @@ function workerEntry(): URL {
   return new URL('data:text/javascript,' + encodeURIComponent(boot));
 }
 
-async function decodedSource(container: CompressedContainer, data: Buffer): Promise<AudioSource> {
-  const input: WorkerInput = { container, bytes: data };
+async function decodedSource(input: WorkerInput, container: Container): Promise<AudioSource> {
   const worker = new Worker(workerEntry(), { workerData: input });
   let waiter: { resolve: (m: DecoderMessage) => void } | undefined;
   let failed: DecoderMessage | undefined;
@@ -174,6 +176,6 @@ async function decodedSource(container: CompressedContainer, data: Buffer): Prom
   };
 }
 
-function describe(container: CompressedContainer): string {
-  return { flac: 'FLAC', mp3: 'MP3', 'ogg-opus': 'Ogg Opus', 'ogg-vorbis': 'Ogg Vorbis', webm: 'WebM' }[container];
+function describe(container: Container): string {
+  return { wav: 'WAV', flac: 'FLAC', mp3: 'MP3', 'ogg-opus': 'Ogg Opus', 'ogg-vorbis': 'Ogg Vorbis', webm: 'WebM' }[container];
 }

@@ -1,11 +1,13 @@
 // Messages between an upload and its decode worker (decode-worker.ts).
 
+import type { NativeFormat } from '../native/binding.js';
+
 export type CompressedContainer = 'flac' | 'mp3' | 'ogg-opus' | 'ogg-vorbis' | 'webm';
 
-export interface WorkerInput {
-  container: CompressedContainer;
-  bytes: Uint8Array;
-}
+export type WorkerInput =
+  | { container: CompressedContainer; bytes: Uint8Array }
+  /** A multi-channel WAV's data chunk, to be mixed to mono. */
+  | { container: 'pcm'; format: NativeFormat; bytes: Uint8Array };
 
 export type DecodeRequest = { type: 'more' };
 

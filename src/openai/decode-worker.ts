@@ -1,5 +1,6 @@
 // Runs in a worker thread: decodes one compressed upload (FLAC, MP3, Ogg Opus, Ogg Vorbis, WebM
-// Opus) with WebAssembly decoders, so the event loop never runs a codec. Pull-based: each `more`
+// Opus) with WebAssembly decoders, or mixes a multi-channel WAV to mono, so the event loop never
+// runs a codec. Pull-based: each `more`
 // from the owner gets one `chunk` (mono float samples, about DECODE_INPUT_BYTES of input) or `end`,
 // so a long file is decoded only as fast as the pipeline takes it and memory stays flat.
 import { parentPort, workerData } from 'node:worker_threads';
@@ -8,6 +9,7 @@ import { OggVorbisDecoder } from '@wasm-audio-decoders/ogg-vorbis';
 import { MPEGDecoder } from 'mpg123-decoder';
 import { OggOpusDecoder } from 'ogg-opus-decoder';
 import { OpusDecoder } from 'opus-decoder';
+import type { NativeFormat } from '../native/binding.js';
 import type { CompressedContainer, DecodeRequest, DecoderMessage, WorkerInput } from './decode-protocol.js';
 import { demuxWebmOpus } from './webm.js';
 
@@ -76,6 +78,54 @@ function webmCodec(bytes: Uint8Array): { codec: Codec; pieces: Iterable<Uint8Arr
   };
 }
 
+/** Interleaved PCM (any format the native decoder takes) to float samples per channel. */
+function pcmCodec(format: NativeFormat): Codec {
+  const { channels, bitDepth, isFloat, encoding } = format;
+  const width = bitDepth / 8;
+  const frame = channels * width;
+  let carry = new Uint8Array(0);
+  const g711 = encoding === 'mulaw' ? mulaw : encoding === 'alaw' ? alaw : undefined;
+  const sample = (v: DataView, at: number): number => {
+    if (g711) return g711(v.getUint8(at));
+    if (isFloat) return width === 4 ? v.getFloat32(at, true) : v.getFloat64(at, true);
+    switch (width) {
+      case 1: return (v.getUint8(at) - 128) / 128;
+      case 2: return v.getInt16(at, true) / 32_768;
+      case 3: return ((v.getUint8(at) | (v.getUint8(at + 1) << 8) | (v.getInt8(at + 2) << 16))) / 8_388_608;
+      default: return v.getInt32(at, true) / 2_147_483_648;
+    }
+  };
+  return {
+    ready: Promise.resolve(),
+    decode: (piece) => {
+      // Frames may straddle pieces: the partial one waits for the next.
+      const bytes = carry.length > 0 ? Buffer.concat([carry, piece]) : piece;
+      const n = Math.floor(bytes.length / frame);
+      carry = bytes.slice(n * frame);
+      const view = new DataView(bytes.buffer, bytes.byteOffset, n * frame);
+      const channelData = Array.from({ length: channels }, () => new Float32Array(n));
+      for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) channelData[c]![i] = sample(view, i * frame + c * width);
+      return { channelData, samplesDecoded: n, sampleRate: format.sampleRate, errors: [] };
+    },
+    flush: () => undefined,
+    free: () => undefined,
+  };
+}
+
+function mulaw(byte: number): number {
+  const u = ~byte & 0xff;
+  const magnitude = ((((u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4)) - 0x84;
+  return ((u & 0x80) ? -magnitude : magnitude) / 32_768;
+}
+
+function alaw(byte: number): number {
+  const a = byte ^ 0x55;
+  const exponent = (a & 0x70) >> 4;
+  let magnitude = (a & 0x0f) << 4;
+  magnitude = exponent === 0 ? magnitude + 8 : (magnitude + 0x108) << (exponent - 1);
+  return ((a & 0x80) ? magnitude : -magnitude) / 32_768;
+}
+
 function* slices(bytes: Uint8Array): Generator<Uint8Array> {
   for (let at = 0; at < bytes.length; at += DECODE_INPUT_BYTES) yield bytes.subarray(at, at + DECODE_INPUT_BYTES);
 }
@@ -104,6 +154,9 @@ async function main(): Promise<void> {
       const webm = webmCodec(input.bytes);
       codec = webm.codec;
       pieces = webm.pieces[Symbol.iterator]();
+    } else if (input.container === 'pcm') {
+      codec = pcmCodec(input.format);
+      pieces = slices(input.bytes);
     } else {
       codec = codecFor(input.container);
       pieces = slices(input.bytes);

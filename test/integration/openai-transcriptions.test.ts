@@ -116,6 +116,35 @@ describe('POST /v1/audio/transcriptions (openai SDK)', () => {
     });
   }
 
+  it('a stereo WAV is one recording: mixed to mono (in the worker), not transcribed twice', async () => {
+    const mono = readFileSync(REAL_SPEECH);
+    const at = mono.indexOf('data') + 8;
+    const samples = mono.subarray(at, at + Math.round(12.2 * 16_000) * 2);
+    const n = samples.length / 2;
+    const stereo = Buffer.alloc(44 + n * 4);
+    stereo.write('RIFF', 0);
+    stereo.writeUInt32LE(36 + n * 4, 4);
+    stereo.write('WAVEfmt ', 8);
+    stereo.writeUInt32LE(16, 16);
+    stereo.writeUInt16LE(1, 20); // PCM
+    stereo.writeUInt16LE(2, 22);
+    stereo.writeUInt32LE(16_000, 24);
+    stereo.writeUInt32LE(64_000, 28);
+    stereo.writeUInt16LE(4, 32);
+    stereo.writeUInt16LE(16, 34);
+    stereo.write('data', 36);
+    stereo.writeUInt32LE(n * 4, 40);
+    for (let i = 0; i < n; i++) {
+      const v = samples.readInt16LE(i * 2);
+      stereo.writeInt16LE(v, 44 + i * 4);
+      stereo.writeInt16LE(v, 46 + i * 4);
+    }
+    const out = await client.audio.transcriptions.create({ file: await toFile(stereo, 'stereo.wav'), model: 'whisper-1', response_format: 'verbose_json' });
+    assert.equal(out.segments?.length, 2, 'two utterances, once each');
+    assert.ok(Math.abs(out.duration - 12.2) < 0.01, `duration ${out.duration}`);
+    assert.ok(scoreWer(prompts().slice(0, 2).map((p) => p.text).join(' '), out.text).wer <= COMPRESSED_WER_BOUND, out.text);
+  });
+
   it('a 300 s upload (the real-speech fixture 4 times) sent at once is fed through the VAD at full speed, not cut off by MAX_BACKLOG_SECONDS', async (t: TestContext) => {
     const wav = readFileSync(REAL_SPEECH);
     const dataAt = wav.indexOf('data') + 8;
