@@ -2,6 +2,7 @@
 // as it is (the header gives the format, the data chunk is sent in one-second pieces); compressed
 // formats are decoded in a worker thread (decode-worker.ts) to mono float samples, which the
 // native decoder then takes as 32-bit float PCM and resamples like any other stream.
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -98,7 +99,26 @@ function workerEntry(): URL {
   return new URL('data:text/javascript,' + encodeURIComponent(boot));
 }
 
+// Decode workers running at once in this thread; more uploads wait for a slot. Each holds a
+// thread, its heap and the codec's WebAssembly memory, so their number is kept near the cores'.
+const MAX_DECODERS = Math.max(2, 2 * availableParallelism());
+let decoders = 0;
+const slotWaiters: (() => void)[] = [];
+
+async function decoderSlot(): Promise<() => void> {
+  while (decoders >= MAX_DECODERS) await new Promise<void>((resolve) => slotWaiters.push(resolve));
+  decoders++;
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    decoders--;
+    slotWaiters.shift()?.();
+  };
+}
+
 async function decodedSource(input: WorkerInput, container: Container): Promise<AudioSource> {
+  const release = await decoderSlot();
   const worker = new Worker(workerEntry(), { workerData: input });
   let waiter: { resolve: (m: DecoderMessage) => void } | undefined;
   let failed: DecoderMessage | undefined;
@@ -125,6 +145,7 @@ async function decodedSource(input: WorkerInput, container: Container): Promise<
   };
   const close = (): void => {
     ended = true;
+    release();
     worker.removeAllListeners('exit');
     worker.on('exit', () => undefined);
     // Terminating is the cheapest stop for a decoder mid-file; its promise only reports the exit.
