@@ -197,7 +197,7 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
   { key: 'drainSeconds', env: 'DRAIN_SECONDS', default: 30, parse: decimal(0, 3600),
     help: 'on SIGTERM/SIGINT, time live streams get to finish and receive their final results' },
   { key: 'authToken', env: 'AUTH_TOKEN', default: '', parse: (raw) => raw,
-    help: 'when set, WebSocket routes need it: "Authorization: Bearer <token>" or ?token=<token> (else HTTP 401)' },
+    help: 'when set, WebSocket routes and the OpenAI-compatible /v1/ routes need it: "Authorization: Bearer <token>" or ?token=<token> (else HTTP 401)' },
   { key: 'authAllRoutes', env: 'AUTH_ALL_ROUTES', default: false, parse: boolean,
     help: 'with AUTH_TOKEN, also protect /metrics and /api/v1/health (not the liveness route)' },
   { key: 'maxUploadBytes', env: 'MAX_UPLOAD_BYTES', default: 128 << 20, parse: integer(1024, 4 * 2 ** 30),

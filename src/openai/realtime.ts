@@ -19,7 +19,7 @@ import { Task, type TaskFailure } from '../tasks.js';
 import { OpenAiError, statusLine } from './errors.js';
 import { PipelineFeed, type PipelineDeps } from './feed.js';
 import type { OpenAiDeps } from './routes.js';
-import { checkLanguage, checkModel } from './transcriptions.js';
+import { checkLanguage, checkModel, modelIds } from './transcriptions.js';
 
 export const REALTIME_PATH = '/v1/realtime';
 const GOING_AWAY = 1001;
@@ -493,8 +493,11 @@ export function registerRealtime(app: TemplatedApp, deps: OpenAiDeps): { drain()
     upgrade: (res, req, context) => routing.poll(() => {
       const protocols = req.getHeader('sec-websocket-protocol').split(',').map((p) => p.trim()).filter(Boolean);
       const intent = req.getQuery('intent');
+      // The SDK's client always names a model in the URL: it must be one this server has.
+      const model = req.getQuery('model');
       const refusal = !authorized(deps, req, protocols) ? new OpenAiError(401, 'a valid API key is required: Authorization: Bearer <AUTH_TOKEN>', null, 'invalid_api_key')
         : intent !== undefined && intent !== '' && intent !== 'transcription' ? new OpenAiError(400, `this server serves Realtime transcription only: intent must be "transcription"; got ${JSON.stringify(intent)}`, 'intent', 'invalid_value')
+        : model !== undefined && model !== '' && !modelIds(config).includes(model) ? new OpenAiError(400, `this server serves Realtime transcription with ${modelIds(config).map((m) => JSON.stringify(m)).join(', ')}; got model ${JSON.stringify(model)}`, 'model', 'model_not_found')
         : !deps.pipeline() ? new OpenAiError(503, 'the server is still loading its models', null, 'not_ready')
         : shared.draining ? new OpenAiError(503, 'the server is shutting down', null, 'draining')
         : !shared.tryConnect(config.maxConnections) ? new OpenAiError(503, `the server is at its limit of ${config.maxConnections} connections`, null, 'max_connections')

@@ -1,10 +1,16 @@
-// /v1/realtime?intent=transcription with a `ws` client speaking OpenAI's Realtime event shapes
-// (the SDK's own OpenAIRealtimeWS insists on wss:, so it waits for the server's TLS): session
-// updates in both the beta and GA spellings, appends at 24 kHz (OpenAI's default) and at a rate
-// the session names, server VAD events, manual commit, clear, and errors in OpenAI's shape.
+// /v1/realtime?intent=transcription with a `ws` client speaking OpenAI's Realtime event shapes:
+// session updates in both the beta and GA spellings, appends at 24 kHz (OpenAI's default) and at a
+// rate the session names, server VAD events, manual commit, clear, and errors in OpenAI's shape.
+// Then the SDK's own client, OpenAIRealtimeWS: it always dials wss:, and this server has no TLS
+// yet (another branch), so its socket is handed a plain TCP connection (ws's createConnection
+// option, passed through the SDK's `options`); everything above the socket is the SDK's. A test
+// over real TLS waits for the server's TLS.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import { connect } from 'node:net';
+import OpenAI from 'openai';
+import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import WebSocket from 'ws';
 import { REAL_SPEECH, prompts, scoreWer } from '../helpers/real-speech.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -205,10 +211,11 @@ describe('/v1/realtime?intent=transcription (OpenAI Realtime events over ws)', (
     rt.close();
   });
 
-  it('refuses a wrong key (401) and another intent (400) before the upgrade; takes the key as a subprotocol', async () => {
+  it('refuses a wrong key (401), another intent or an unknown model (400) before the upgrade; takes the key as a subprotocol', async () => {
     for (const [query, headers, status] of [
       ['?intent=transcription', { authorization: 'Bearer wrong' }, 401],
       ['?intent=conversation', { authorization: `Bearer ${TOKEN}` }, 400],
+      ['?model=gpt-realtime', { authorization: `Bearer ${TOKEN}` }, 400],
     ] as const) {
       const ws = new WebSocket(server.url(`/v1/realtime${query}`), { headers });
       const code = await new Promise<number>((resolve) => {
@@ -223,5 +230,49 @@ describe('/v1/realtime?intent=transcription (OpenAI Realtime events over ws)', (
     assert.equal(rt.ws.protocol, 'realtime');
     await rt.until((e) => e.length >= 1);
     rt.close();
+  });
+});
+
+describe('the openai SDK\'s OpenAIRealtimeWS (over plain TCP until the server has TLS)', () => {
+  it('session.update for transcription, appends at 24 kHz, one completed transcript per utterance', async (t: TestContext) => {
+    const client = new OpenAI({ apiKey: TOKEN, baseURL: server.http('/v1'), maxRetries: 0 });
+    const rt = new OpenAIRealtimeWS({
+      model: 'gpt-4o-transcribe',
+      // The SDK's URL is wss://...; ws dials the TCP connection given here instead of TLS.
+      options: { createConnection: () => connect(server.port, '127.0.0.1') },
+    }, client);
+    const types: string[] = [];
+    const transcripts: string[] = [];
+    const errors: unknown[] = [];
+    rt.on('event', (e) => types.push(e.type));
+    rt.on('error', (e) => errors.push(e));
+    const n = prompts().length;
+    const done = new Promise<void>((resolve) => {
+      rt.on('conversation.item.input_audio_transcription.completed', (e) => {
+        transcripts.push(e.transcript);
+        if (transcripts.length === n) resolve();
+      });
+    });
+    await new Promise<void>((resolve) => rt.socket.once('open', () => resolve()));
+    rt.send({
+      type: 'session.update',
+      session: { type: 'transcription', audio: { input: { format: { type: 'audio/pcm', rate: 24_000 }, transcription: { model: 'gpt-4o-transcribe', language: 'en' }, turn_detection: { type: 'server_vad' } } } },
+    });
+    const samples = speech().s24k;
+    for (let i = 0; i < samples.length; i += 4800) {
+      const part = samples.subarray(i, i + 4800);
+      rt.send({ type: 'input_audio_buffer.append', audio: Buffer.from(part.buffer, part.byteOffset, part.byteLength).toString('base64') });
+    }
+    await done;
+    rt.close();
+    assert.deepEqual(errors, []);
+    assert.equal(types[0], 'session.created');
+    assert.ok(types.includes('session.updated'));
+    for (const type of ['input_audio_buffer.speech_started', 'input_audio_buffer.speech_stopped', 'input_audio_buffer.committed', 'conversation.item.added', 'conversation.item.input_audio_transcription.delta']) {
+      assert.equal(types.filter((x) => x === type).length, n, type);
+    }
+    const score = scoreWer(reference(), transcripts.join(' '));
+    t.diagnostic(`SDK realtime WER ${score.wer.toFixed(3)} (${score.errors}/${score.words})`);
+    assert.ok(score.wer <= WER_BOUND, transcripts.join(' '));
   });
 });
