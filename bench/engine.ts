@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { digitWords, realSpeech } from '../test/helpers/real-speech.js';
+import { normalise, realSpeech } from '../test/helpers/real-speech.js';
 import { wordErrors } from '../test/helpers/wer.js';
 import { buildNativeBench } from './native-binary.js';
 import { ROOT } from './server-process.js';
@@ -38,7 +38,7 @@ const harness = buildNativeBench({
 const { samples, utterances: all } = realSpeech();
 const utterances = quick ? all.slice(0, 3) : all;
 const spans = utterances.map((u) => `${Math.max(0, Math.round((u.start - 0.2) * 16000))}:${Math.min(samples.length, Math.round((u.end + 0.2) * 16000))}`);
-const referenceWords = utterances.reduce((n, u) => n + digitWords(u.text).split(' ').length, 0);
+const referenceWords = utterances.reduce((n, u) => n + normalise(u.text).split(' ').length, 0);
 
 interface BatchRun { seconds: number; cpu_seconds: number; utterances: { text: string; steps: number }[] }
 interface DraftRun { cpu_seconds: number; points: number; differing: number; differing_finals: number; scratch_seconds: number; draft_seconds: number; scratch_final_seconds: number; draft_final_seconds: number; differences: { scratch: string; draft: string; final: boolean }[] }
@@ -51,7 +51,7 @@ function run<T>(...mode: string[]): T {
   return JSON.parse(out) as T;
 }
 
-const errors = (texts: string[]): number => texts.reduce((n, t, i) => n + wordErrors(digitWords(utterances[i]!.text), digitWords(t)), 0);
+const errors = (texts: string[]): number => texts.reduce((n, t, i) => n + wordErrors(normalise(utterances[i]!.text), normalise(t)), 0);
 const fmt = (x: number, d = 3): string => x.toFixed(d);
 const summary: Record<string, number | string> = {};
 try {

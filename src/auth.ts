@@ -17,6 +17,13 @@ export class Authenticator {
     return this.expected !== undefined;
   }
 
+  /** A token offered some other way (the Realtime API's `openai-insecure-api-key.<key>` WebSocket
+   *  subprotocol, which browsers can set where they cannot set headers). */
+  accepts(offered: string): boolean {
+    if (!this.expected) return true;
+    return timingSafeEqual(digest(offered), this.expected);
+  }
+
   /** `Authorization: Bearer <token>` (scheme in any case), the subprotocol `bearer.<token>`
    *  (browsers' WebSocket API, kept out of URLs and so out of access logs), or `?token=<token>`.
    *  Must be called inside the request handler. */

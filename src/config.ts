@@ -55,6 +55,8 @@ export interface Config {
   allowedOrigins: string[];
   allowedHosts: string[];
   metricsCacheSeconds: number;
+  maxUploadBytes: number;
+  maxUploadSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -275,7 +277,7 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
   { key: 'drainSeconds', env: 'DRAIN_SECONDS', default: 30, parse: decimal(0, 3600),
     help: 'on SIGTERM/SIGINT, time live streams get to finish and receive their final results' },
   { key: 'authToken', env: 'AUTH_TOKEN', default: '', parse: checkToken,
-    help: 'when set, WebSocket routes need it: "Authorization: Bearer <token>", the subprotocol "bearer.<token>" or ?token=<token> (else HTTP 401); empty or whitespace is refused' },
+    help: 'when set, WebSocket routes and the OpenAI-compatible /v1/ routes need it: "Authorization: Bearer <token>", the subprotocol "bearer.<token>" or ?token=<token> (else HTTP 401); empty or whitespace is refused' },
   { key: 'authTokenFile', env: 'AUTH_TOKEN_FILE', default: '', parse: (raw) => raw,
     help: 'a file holding AUTH_TOKEN (one trailing newline is dropped), e.g. a mounted Secret; not both' },
   { key: 'authAllRoutes', env: 'AUTH_ALL_ROUTES', default: false, parse: boolean,
@@ -284,6 +286,10 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'WebSocket upgrades from these browser origins (comma-separated, e.g. https://app.example.com; * for any) are allowed besides those without Origin (non-browser clients) and same-origin pages (Origin host = Host); others get HTTP 403' },
   { key: 'allowedHosts', env: 'ALLOWED_HOSTS', default: [], parse: list(hostName),
     help: 'Host header names (comma-separated, port ignored) the server answers; others get HTTP 403 on every route but liveness, against DNS rebinding (empty: any)' },
+  { key: 'maxUploadBytes', env: 'MAX_UPLOAD_BYTES', default: 128 << 20, parse: integer(1024, 4 * 2 ** 30),
+    help: 'largest request body of POST /v1/audio/transcriptions (413 above it; the default holds an hour of 16 kHz 16-bit mono WAV)' },
+  { key: 'maxUploadSeconds', env: 'MAX_UPLOAD_SECONDS', default: 4 * 3600, parse: decimal(1, 7 * 86_400),
+    help: 'longest audio one transcription request may hold (400 above it)' },
   { key: 'degradedWindowSeconds', env: 'DEGRADED_WINDOW_SECONDS', default: 300, parse: decimal(0, 86_400),
     help: 'health reads "degraded" for this long after a panic' },
   { key: 'metricsCacheSeconds', env: 'METRICS_CACHE_SECONDS', default: 0.25, parse: decimal(0, 60),

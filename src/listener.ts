@@ -26,6 +26,11 @@ export class RouteTable {
     return this;
   }
 
+  post(pattern: string, handler: HttpHandler): this {
+    this.steps.push((app) => app.post(pattern, handler));
+    return this;
+  }
+
   any(pattern: string, handler: HttpHandler): this {
     this.steps.push((app) => app.any(pattern, handler));
     return this;

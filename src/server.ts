@@ -19,6 +19,7 @@ import { DecodeBatcher } from './pipeline/decode-batcher.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
 import { Session, type Route, type SessionDeps } from './session.js';
 import { Task, onPanic, spawn } from './tasks.js';
+import { registerOpenAi } from './openai/routes.js';
 
 interface Connection {
   session: Session | undefined;
@@ -181,6 +182,9 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
     });
   }
 
+  // The OpenAI-compatible routes (src/openai/): /v1/audio/transcriptions, /v1/models, /v1/realtime.
+  const openai = registerOpenAi(app, { config, log, metrics, auth, routing, shared, pipeline: () => loaded?.deps });
+
   app.get(HEALTH_PATH, (res, req) => routing.poll(() => {
     if (!admission.httpHost(res, req)) return;
     countUpgradeAttempt(req, metrics);
@@ -287,14 +291,14 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
       // Keep listening while streams finish: health answers 503 "draining" to probes and new
       // upgrades are refused with 503 (a closed port would read as a dead server).
       shared.startDraining();
-      const finished = Promise.all([...sockets].map((ws) => ws.getUserData().session?.drain() ?? Promise.resolve()));
+      const finished = Promise.all([...sockets].map((ws) => ws.getUserData().session?.drain() ?? Promise.resolve()).concat(openai.drain()));
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceSeconds * 1000); });
       await Promise.race([finished, timedOut]);
       clearTimeout(timer);
       clearInterval(idleSweep);
       listener.close();
-      const cut = sockets.size;
+      const cut = sockets.size + openai.close();
       for (const ws of [...sockets]) ws.end(GOING_AWAY, 'server shutting down');
       routing.close();
       return cut;

@@ -11,7 +11,8 @@ import { SpeechDetector, WINDOW, type DetectorOptions, type SpeechEvent } from '
 import type { VadBatcher } from './vad-batcher.js';
 
 export interface SegmentedRunnerOptions extends RunnerOptions {
-  vad: VadBatcher;
+  // Only `process` is used: an adapter may pass a wrapper that watches the VAD's progress.
+  vad: Pick<VadBatcher, 'process'>;
   interimResults: boolean;
   config: Config;
 }

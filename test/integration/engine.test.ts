@@ -10,7 +10,7 @@ import path from 'node:path';
 import { addon, isNativeError, type ModelItem, type NativeModel } from '../../src/native/binding.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { Task } from '../../src/tasks.js';
-import { digitWords, realSpeech } from '../helpers/real-speech.js';
+import { normalise, realSpeech } from '../helpers/real-speech.js';
 import { wordErrors } from '../helpers/wer.js';
 
 const { samples, utterances } = realSpeech();
@@ -33,7 +33,7 @@ function texts(items: (ModelItem | Error)[]): string[] {
 }
 
 function errorsAgainstReference(hypotheses: string[]): number {
-  return hypotheses.reduce((n, h, i) => n + wordErrors(digitWords(utterances[i]!.text), digitWords(h)), 0);
+  return hypotheses.reduce((n, h, i) => n + wordErrors(normalise(utterances[i]!.text), normalise(h)), 0);
 }
 
 describe('inference engine (native, real speech)', () => {
@@ -43,7 +43,7 @@ describe('inference engine (native, real speech)', () => {
     single = [];
     for (const clip of clips) single.push(...texts((await model.runBatch(task.native, [clip], [undefined])).items));
     const errors = errorsAgainstReference(single);
-    const total = utterances.reduce((n, u) => n + digitWords(u.text).split(' ').length, 0);
+    const total = utterances.reduce((n, u) => n + normalise(u.text).split(' ').length, 0);
     t.diagnostic(`single: ${errors}/${total} word errors (WER ${(errors / total).toFixed(3)})`);
     // Measured 2026-12-01: 7 errors in 147 words.
     assert.ok(errors / total <= 0.08, `WER ${(errors / total).toFixed(3)}`);
