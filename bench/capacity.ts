@@ -36,6 +36,8 @@ const refine = !quick && !argv.includes('--no-refine');
 const flag = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 const onlyScenarios = flag('scenario')?.split(',');
 const onlyServers = flag('server')?.split(',');
+// --model=moonshine-base measures this server on that model (the peer keeps tiny's files).
+const model = flag('model') ?? 'moonshine-tiny';
 const STEPS = flag('steps')?.split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0) ?? (quick ? [2] : [10, 20, 30, 40, 60, 80, 100, 120]);
 const FRAME_BYTES = 640; // 20 ms of 16 kHz s16 mono
 const BOUND_MS = 1000;
@@ -97,18 +99,24 @@ interface Server { name: 'ours' | 'peer'; label: string; start(): Promise<Server
 const SERVERS: Server[] = [
   {
     name: 'ours',
-    label: 'this server (src/main.ts, MODEL=moonshine-tiny, THREADS=2)',
-    start: () => startServerProcess('src/main.ts', { THREADS: '2', MAX_CONNECTIONS: '20000', MODEL: 'moonshine-tiny' }),
+    label: `this server (src/main.ts, MODEL=${model}, THREADS=2)`,
+    start: () => startServerProcess('src/main.ts', { THREADS: '2', MAX_CONNECTIONS: '20000', MODEL: model }),
   },
-  {
+  model === 'moonshine-tiny' ? {
     name: 'peer',
     label: 'sherpa-onnx-node peer (bench/peers/sherpa-onnx-server.ts, DECODE_SLOTS=2, one ORT thread each)',
     start: () => startServerProcess('bench/peers/sherpa-onnx-server.ts', { DECODE_SLOTS: '2' }),
     async warm(port, n) {
       await fetch(`http://127.0.0.1:${port}/peer/warm?vads=${n}`);
     },
+  } : {
+    // Another model's peer is this server on tiny, in the same run: what the larger model costs.
+    name: 'peer',
+    label: 'this server on Moonshine tiny (MODEL=moonshine-tiny, THREADS=2)',
+    start: () => startServerProcess('src/main.ts', { THREADS: '2', MAX_CONNECTIONS: '20000', MODEL: 'moonshine-tiny' }),
   },
 ];
+const PEER_KEY = model === 'moonshine-tiny' ? 'sherpa_onnx' : 'tiny';
 
 // ---- one step: the load CLI in its own process ----
 interface Percentiles { count: number; p50: number | null; p99: number | null }
@@ -244,24 +252,28 @@ try {
       }
     }
     if (found.ours !== undefined && found.peer !== undefined) {
-      ratios[`ratio_${scenario.name}_vs_sherpa_onnx`] = found.peer > 0 ? Number((found.ours / found.peer).toFixed(3)) : null;
+      ratios[`ratio_${scenario.name}_vs_${PEER_KEY}`] = found.peer > 0 ? Number((found.ours / found.peer).toFixed(3)) : null;
       // Defined even when one side holds no step: both ran the first step's N in this run.
       const [ours, peer] = [firstP99.ours, firstP99.peer];
       if (typeof ours === 'number' && typeof peer === 'number' && ours > 0) {
-        ratios[`ratio_${scenario.name}_p99_lag_at_${STEPS[0]}_sherpa_onnx_over_ours`] = Number((peer / ours).toFixed(3));
+        ratios[`ratio_${scenario.name}_p99_lag_at_${STEPS[0]}_${PEER_KEY}_over_ours`] = Number((peer / ours).toFixed(3));
       }
-      console.log(`${scenario.name}: this server ${found.ours} streams, sherpa-onnx-node peer ${found.peer}: ratio ${ratios[`ratio_${scenario.name}_vs_sherpa_onnx`] ?? '— (the peer held none)'}`);
+      console.log(`${scenario.name}: this server ${found.ours} streams, ${SERVERS[1]!.label} ${found.peer}: ratio ${ratios[`ratio_${scenario.name}_vs_${PEER_KEY}`] ?? '— (the peer held none)'}`);
     }
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
 // The sizing figure the deploy manifests are checked against (test/unit/deploy-manifests.test.ts):
-// starts spread, no interims, as this key has always meant.
-if (typeof summary['spread_off_ours_streams'] === 'number') summary['moonshine_segmented_streams'] = summary['spread_off_ours_streams'];
+// no interims, the lower of the arrival patterns measured.
+const sizing = [summary['bursts_off_ours_streams'], summary['spread_off_ours_streams']].filter((v): v is number => typeof v === 'number');
+if (sizing.length > 0 && model === 'moonshine-tiny') summary['moonshine_segmented_streams'] = Math.min(...sizing);
 console.log(JSON.stringify({
-  bench: 'capacity', ...ratios, ...summary,
-  peer: `sherpa-onnx-node ${(JSON.parse(readFileSync(path.join(root, 'node_modules/sherpa-onnx-node/package.json'), 'utf8')) as { version: string }).version} (bench/peers/sherpa-onnx-server.ts) on the same Silero and Moonshine tiny files, measured in the same run`,
+  // Another model's figures are a bench of their own (bench/run.ts records each by name).
+  bench: model === 'moonshine-tiny' ? 'capacity' : `capacity-${model.replace('moonshine-', '')}`, model, ...ratios, ...summary,
+  peer: model === 'moonshine-tiny'
+    ? `sherpa-onnx-node ${(JSON.parse(readFileSync(path.join(root, 'node_modules/sherpa-onnx-node/package.json'), 'utf8')) as { version: string }).version} (bench/peers/sherpa-onnx-server.ts) on the same Silero and Moonshine tiny files, measured in the same run`
+    : 'this server on Moonshine tiny, measured in the same run',
   fixture: `real-speech/prompts_16k_mono_s16.wav${quick ? ` (first ${fileSeconds.toFixed(1)} s)` : ''}, ${utterances.length} utterances, ${fileSeconds.toFixed(1)} s`,
   host_load_average_1m: `${loadAtStart.toFixed(2)} at start, ${os.loadavg()[0]!.toFixed(2)} at end (${os.cpus().length} cores; the bench itself adds up to about 1)`,
   frame_ms: (FRAME_BYTES / 2 / 16_000) * 1000, bound_p99_ms: BOUND_MS, bursts_ramp_up_s: BURST_SECONDS, spread_ramp_up_s: SPREAD_SECONDS, steps: STEPS.join(','),

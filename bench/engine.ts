@@ -8,7 +8,8 @@
 //      and against single decoding (the WER must not rise);
 //   2. drafts: every utterance's prefixes each 0.5 s then the whole (its interims and final),
 //      decoded from scratch and with the previous answer's tokens as the draft: CPU seconds of
-//      all points and of the finals alone, and the points whose text differs.
+//      all points and of the finals alone, and the points whose text differs;
+//   3. Moonshine base beside tiny: word errors and CPU (real-time factor), single and batched.
 // CPU time (the harness's own, std::clock) rather than wall time, which other processes on
 // these shared cores would colour.
 import { execFileSync } from 'node:child_process';
@@ -46,10 +47,11 @@ interface DraftRun { cpu_seconds: number; points: number; differing: number; dif
 const dir = mkdtempSync(path.join(os.tmpdir(), 'engine-bench-'));
 const audioFile = path.join(dir, 'speech.f32');
 writeFileSync(audioFile, new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength));
-function run<T>(...mode: string[]): T {
-  const out = execFileSync(harness, [path.join(ROOT, 'models/moonshine-tiny'), audioFile, ...spans, '--', ...mode], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+function runOn<T>(model: string, ...mode: string[]): T {
+  const out = execFileSync(harness, [path.join(ROOT, 'models', model), audioFile, ...spans, '--', ...mode], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out) as T;
 }
+const run = <T>(...mode: string[]): T => runOn<T>('moonshine-tiny', ...mode);
 
 const errors = (texts: string[]): number => texts.reduce((n, t, i) => n + wordErrors(normalise(utterances[i]!.text), normalise(t)), 0);
 const fmt = (x: number, d = 3): string => x.toFixed(d);
@@ -81,6 +83,18 @@ try {
   summary['draft_finals_differing'] = drafts.differing_finals;
   console.log(`drafts: ${drafts.points} points (interims every 0.5 s and finals): from scratch ${fmt(drafts.scratch_seconds)} s, with drafts ${fmt(drafts.draft_seconds)} s (${fmt(drafts.scratch_seconds / drafts.draft_seconds, 2)}x); finals alone ${fmt(drafts.scratch_final_seconds)} s vs ${fmt(drafts.draft_final_seconds)} s; ${drafts.differing} points differ (${drafts.differing_finals} finals)`);
   for (const d of drafts.differences) console.log(`  ${d.final ? 'final' : 'interim'}: "${d.scratch}" | with draft: "${d.draft}"`);
+  // Moonshine base (MODEL=moonshine-base) beside tiny: words and compute, single and batched.
+  const audioSeconds = spans.reduce((n, span) => { const [a, b] = span.split(':').map(Number); return n + (b! - a!) / 16000; }, 0);
+  const base = runOn<BatchRun>('moonshine-base', 'single');
+  const baseBatch = runOn<BatchRun>('moonshine-base', 'batch', '16', '32000');
+  const baseErrors = errors(base.utterances.map((u) => u.text));
+  summary['ratio_cpu_base_vs_tiny_single'] = Number((base.cpu_seconds / peerCpu).toFixed(2));
+  summary['ratio_cpu_base_single_vs_batch'] = Number((base.cpu_seconds / baseBatch.cpu_seconds).toFixed(2));
+  summary['base_word_errors'] = baseErrors;
+  summary['base_batched_word_errors'] = errors(baseBatch.utterances.map((u) => u.text));
+  summary['base_rtf_single'] = Number((base.cpu_seconds / audioSeconds).toFixed(4));
+  summary['tiny_rtf_single'] = Number((peerCpu / audioSeconds).toFixed(4));
+  console.log(`moonshine-base: ${baseErrors}/${referenceWords} word errors (tiny ${singleErrors}), CPU ${fmt(base.cpu_seconds)} s single (RTF ${fmt(base.cpu_seconds / audioSeconds, 4)}; tiny ${fmt(peerCpu / audioSeconds, 4)}), ${fmt(baseBatch.cpu_seconds)} s batched`);
   summary['single_word_errors'] = singleErrors;
   summary['reference_words'] = referenceWords;
   summary['single_cpu_seconds'] = Number(peerCpu.toFixed(3));

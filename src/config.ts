@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { cpuBudget } from './cpu-budget.js';
 import type { StubOptions } from './native/binding.js';
 
-export type ModelName = 'stub' | 'moonshine-tiny';
+export type ModelName = 'stub' | 'moonshine-tiny' | 'moonshine-base';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 export interface Config {
@@ -206,8 +206,8 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'passphrase of an encrypted TLS_KEY_FILE (prefer the variable: a flag shows in ps)' },
   { key: 'tlsCaFile', env: 'TLS_CA_FILE', default: '', parse: (raw) => raw,
     help: 'PEM intermediate CA certificates sent after TLS_CERT_FILE\'s, for a chain kept apart from the certificate' },
-  { key: 'model', env: 'MODEL', default: 'moonshine-tiny', parse: oneOf<ModelName>('moonshine-tiny', 'stub'),
-    help: 'speech model: moonshine-tiny (English ASR) or stub (the template\'s test model)' },
+  { key: 'model', env: 'MODEL', default: 'moonshine-tiny', parse: oneOf<ModelName>('moonshine-tiny', 'moonshine-base', 'stub'),
+    help: 'speech model: moonshine-tiny (English ASR), moonshine-base (larger, fewer word errors, slower) or stub (the template\'s test model)' },
   { key: 'modelsDir', env: 'MODELS_DIR', default: '', parse: (raw) => raw,
     help: 'folder holding the fetched model files (default: the project\'s models/)' },
   { key: 'stub', env: 'STUB', default: DEFAULT_STUB, parse: parseStub,

@@ -39,6 +39,8 @@ export interface StartRequest {
   request: 'start';
   format: NativeFormat;
   interimResults: boolean;
+  /** Flow control: report how far the server has got (src/pipeline/progress.ts). */
+  progress: boolean;
   traceId: string | null;
 }
 
@@ -60,7 +62,8 @@ export type ServerEvent =
       count?: number;
       text?: string;
     }
-  | { type: 'error'; channel: number; code: ErrorCode; message: string };
+  | { type: 'error'; channel: number; code: ErrorCode; message: string }
+  | { type: 'progress'; channel: 0; time: number };
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -128,6 +131,7 @@ export function parseRequest(text: string, maxChannels: number): ClientRequest {
         request,
         format: parseFormat(msg['format'], maxChannels),
         interimResults: field<boolean>(msg, 'interim_results', 'boolean', false),
+        progress: field<boolean>(msg, 'progress', 'boolean', false),
         traceId: traceId ?? null,
       };
     }

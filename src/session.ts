@@ -323,9 +323,9 @@ export class Session {
     });
     const stream = { startedAt: performance.now() };
     this.runner = route === 'segmented'
-      ? new SegmentedRunner({ format, decoder, model, vad, config, metrics, emit, fail, trace, stream, interimResults: request.interimResults })
+      ? new SegmentedRunner({ format, decoder, model, vad, config, metrics, emit, fail, trace, stream, progress: request.progress, interimResults: request.interimResults })
       : new SimpleRunner({
-        format, decoder, model, metrics, emit, fail, trace, stream,
+        format, decoder, model, metrics, emit, fail, trace, stream, progress: request.progress,
         windowSeconds: config.simpleWindowSeconds,
         maxBacklogSeconds: config.maxBacklogSeconds,
       });

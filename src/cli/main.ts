@@ -56,9 +56,12 @@ ${AUDIO_HELP}
 
 ${CONNECTION_HELP}
 
-Pacing (default: as fast as the connection takes it):
+Pacing (default: as fast as the server takes it):
   --real-time              send at the speed of speech, as a live microphone would
   --speed X                send at X times real time (e.g. 8)
+  Unpaced, the stream asks the server for progress events and keeps at most 10 s of audio
+  beyond what it reports done, so a file of any length (an hour, say) goes through at the
+  server's speed without exceeding its backlog limit.
 
 Output:
   (default)                readable lines: "[ch0   0.54s] ● speaking",

@@ -78,6 +78,13 @@ export interface StreamResult {
 const REJECTING = new Set(['INVALID_FORMAT', 'BAD_MESSAGE', 'UNKNOWN_REQUEST', 'NOT_STARTED', 'BAD_JSON']);
 /** Keep at most this much unsent data queued in the socket. */
 const HIGH_WATER = 4 << 20;
+/** Unpaced, send at most this much audio beyond what the server reports done (its `progress`
+ *  events, asked for with `"progress": true`): well inside MAX_BACKLOG_SECONDS, so a file of any
+ *  length goes through as fast as the server can take it instead of being cut off with BACKLOG. */
+export const FLOW_WINDOW_SECONDS = 10;
+/** A server that sends no progress at all within this long does not know the request (an older
+ *  version): send on without flow control. */
+const PROGRESS_SILENCE_MS = 5000;
 
 export async function runStream(opts: StreamOptions): Promise<StreamResult> {
   const t0 = performance.now();
@@ -107,6 +114,9 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
   let rejected: StreamError | undefined;
   let lastError: StreamError | undefined;
   let stopSent = false;
+  let progressTime = 0; // seconds the server reports done
+  let progressSeen = false;
+  let progressWake: (() => void) | undefined;
   let closed: { code: number; reason: string } | undefined;
   let wakeClose: (() => void) | undefined;
   const closedPromise = new Promise<void>((resolve) => { wakeClose = resolve; });
@@ -143,6 +153,10 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
         const text = event['text'];
         result.finals.push({ channel: event.channel, start_time: typeof start === 'number' ? start : 0, end_time: event['end_time'], text: typeof text === 'string' ? text : '' });
       }
+    } else if (event.type === 'progress' && typeof event['time'] === 'number') {
+      progressTime = event['time'];
+      progressSeen = true;
+      progressWake?.();
     } else if (event.type === 'error') {
       const code = event['code'];
       const message = event['message'];
@@ -162,7 +176,25 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
     wakeClose?.();
   });
 
-  ws.send(JSON.stringify({ request: 'start', format: wireFormat(audio.format), interim_results: opts.interim, trace_id: opts.traceId ?? null }));
+  /** Waits while sending audio up to `seconds` would run more than FLOW_WINDOW_SECONDS ahead of
+   *  the server's progress (not at all with a server that never reports any). */
+  const flowControl = async (seconds: number): Promise<void> => {
+    let silentSince = performance.now();
+    while (!closed && !rejected && seconds - progressTime > FLOW_WINDOW_SECONDS) {
+      if (!progressSeen && performance.now() - silentSince > PROGRESS_SILENCE_MS) return;
+      const before = progressTime;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 100);
+        progressWake = () => { clearTimeout(timer); resolve(); };
+      });
+      progressWake = undefined;
+      if (progressTime !== before) silentSince = performance.now();
+    }
+  };
+
+  // Chunk i is due once its last byte would have been recorded: a live source cannot send earlier.
+  const paced = Number.isFinite(opts.speed);
+  ws.send(JSON.stringify({ request: 'start', format: wireFormat(audio.format), interim_results: opts.interim, trace_id: opts.traceId ?? null, ...(paced ? {} : { progress: true }) }));
   startAt = performance.now();
   // The protocol does not acknowledge a start; a ping right behind it does: the server answers
   // frames in order, so a refusal of the start (INVALID_FORMAT) arrives before the pong, and no
@@ -180,8 +212,6 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
     ws.ping();
   });
 
-  // Chunk i is due once its last byte would have been recorded: a live source cannot send earlier.
-  const paced = Number.isFinite(opts.speed);
   const msPerByte = 1000 / bytesPerSecond(audio.format) / opts.speed;
   let lastYield = startAt;
   for (let i = 0; i < chunks; i++) {
@@ -196,6 +226,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
       lastYield = performance.now();
     }
     while (!closed && ws.bufferedAmount > HIGH_WATER) await sleep(2);
+    if (!paced) await flowControl(secondsOf(audio.format, end));
     if (closed || rejected) break;
     ws.send(audio.data.subarray(i * chunkBytes, end), { binary: true });
     sentAt[i] = performance.now();

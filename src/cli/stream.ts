@@ -68,6 +68,7 @@ export async function streamCommand(o: StreamCommandOptions): Promise<number> {
         progress.update(bytes, audio.data.length, `${secondsOf(audio.format, bytes).toFixed(1)}/${seconds.toFixed(1)} s sent${done ? '; waiting for the final results' : ''}`, done);
       },
       onEvent: (event, elapsedMs) => {
+        if (event.type === 'progress') return; // flow control, not a result
         if (event.type === 'segment' && event['is_final'] !== false) {
           const list = finals.get(event.channel) ?? [];
           list.push(event);

@@ -114,6 +114,9 @@ export interface SchedulerOptions {
   runBatch: BatchRunner;
   /** Utterances in one model job (1: no batching). */
   maxRows?: number;
+  /** Utterances of one job differ in length by at most this (16 kHz samples; the model's own
+   *  grouping, MoonshineBatchOptions::max_pad_samples). */
+  maxPadSamples?: number;
   /** 0 (default): never shed. */
   maxLagSeconds?: number;
   /** The schedulers' common clock, in ms. */
@@ -180,6 +183,7 @@ export class InferenceScheduler {
   private retry: NodeJS.Timeout | undefined;
   private readonly slots: number;
   private readonly maxRows: number;
+  private readonly maxPadSamples: number;
   private readonly maxLagSeconds: number;
   private readonly runBatch: BatchRunner;
   private readonly now: () => number;
@@ -190,6 +194,7 @@ export class InferenceScheduler {
     this.slots = options.slots;
     this.runBatch = options.runBatch;
     this.maxRows = Math.max(1, options.maxRows ?? 16);
+    this.maxPadSamples = options.maxPadSamples ?? 32_000;
     this.maxLagSeconds = options.maxLagSeconds ?? 0;
     this.now = options.now ?? epochNow;
     this.share = options.share ?? new LocalShare(this.now);
@@ -275,12 +280,27 @@ export class InferenceScheduler {
    *  requests resolve now. */
   private takeBatch(): Entry[] {
     const batch: Entry[] = [];
+    // Only utterances the model decodes as one group (lengths within maxPadSamples): a job of
+    // several groups would decode them one after the other in one slot, while the requests left
+    // out can take another slot at once.
+    let shortest = Infinity;
+    let longest = 0;
     const take = (heap: DeadlineHeap, limit: number): void => {
+      const skipped: Entry[] = [];
       while (batch.length < limit && heap.size > 0) {
         const e = heap.pop();
-        if (e.request.cancelled()) e.resolve(undefined);
-        else batch.push(e);
+        const n = e.request.samples.length;
+        if (e.request.cancelled()) {
+          e.resolve(undefined);
+        } else if (batch.length > 0 && Math.max(longest, n) - Math.min(shortest, n) > this.maxPadSamples) {
+          skipped.push(e);
+        } else {
+          batch.push(e);
+          shortest = Math.min(shortest, n);
+          longest = Math.max(longest, n);
+        }
       }
+      for (const e of skipped) heap.push(e);
     };
     take(this.finals, this.maxRows);
     take(this.interims, Math.min(this.maxRows, batch.length + Math.max(1, Math.floor(this.maxRows / 4))));

@@ -38,6 +38,7 @@ export class ModelChannel {
   private readonly queue: Queued[] = [];
   private queuedSamples = 0;
   private inFlight = false;
+  private inFlightFinal: number | undefined; // start of the final or window in flight
   private aborted = false;
   private idleWaiters: (() => void)[] = [];
   // The latest interim's tokens: the draft of the next request on the same utterance.
@@ -56,6 +57,8 @@ export class ModelChannel {
     private readonly channel: number,
     private readonly maxBacklogSamples: number,
     options: Pick<RunnerOptions, 'model' | 'emit' | 'fail' | 'metrics' | 'trace' | 'stream'>,
+    /** After each result (or failure) is delivered: the runner's progress may have moved. */
+    private readonly afterResult: () => void = () => {},
   ) {
     ({ model: this.model, emit: this.emit, fail: this.fail, metrics: this.metrics, trace: this.trace, stream: this.stream } = options);
   }
@@ -82,6 +85,18 @@ export class ModelChannel {
     this.queue.push({ ...window, queuedAt: performance.now() });
     this.queuedSamples += window.samples.length;
     this.pump();
+  }
+
+  /** Where the earliest final or window still waiting for its result starts (stream samples);
+   *  undefined when none waits. Interims do not hold progress back. */
+  get pendingFrom(): number | undefined {
+    let from = this.inFlightFinal;
+    for (const w of this.queue) {
+      if (w.isFinal === false) continue;
+      from = from === undefined ? w.start : Math.min(from, w.start);
+      break; // the queue is in stream order
+    }
+    return from;
   }
 
   /** Resolves once every queued window has produced its event. */
@@ -112,10 +127,13 @@ export class ModelChannel {
     }
     this.queuedSamples -= window.samples.length;
     this.inFlight = true;
+    this.inFlightFinal = window.isFinal === false ? undefined : window.start;
     const media = window.samples.length / SAMPLE_RATE;
     const span = this.trace.stage('model_inference', this.trace.recording ? spanAttributes(this.channel, window) : {});
     const done = (): void => {
       this.inFlight = false;
+      this.inFlightFinal = undefined;
+      this.afterResult();
       this.pump();
     };
     const aheadSeconds = window.end / SAMPLE_RATE - (window.queuedAt - this.stream.startedAt) / 1000;

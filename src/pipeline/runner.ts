@@ -21,6 +21,8 @@ export interface RunnerOptions {
   trace: StreamTrace;
   /** The stream's identity and start, shared by its channels (see InferenceScheduler). */
   stream: StreamKey;
+  /** Emit `progress` events (flow control, src/pipeline/progress.ts). */
+  progress?: boolean;
 }
 
 export interface Runner {

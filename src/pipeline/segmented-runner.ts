@@ -6,6 +6,7 @@ import { addon, type NativeVadChannel } from '../native/binding.js';
 import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import { AudioFrontEnd } from './audio-front-end.js';
 import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import { ProgressReporter } from './progress.js';
 import type { Runner, RunnerOptions } from './runner.js';
 import { SpeechDetector, WINDOW, type DetectorOptions, type SpeechEvent } from './speech-detector.js';
 import type { VadBatcher } from './vad-batcher.js';
@@ -93,6 +94,7 @@ class SegmentedChannel {
   constructor(
     private readonly index: number,
     private readonly options: SegmentedRunnerOptions,
+    private readonly progressed: () => void,
   ) {
     const { config } = options;
     const detector: DetectorOptions = {
@@ -108,7 +110,7 @@ class SegmentedChannel {
     this.padAfter = ms(config.vadPadAfterMs);
     this.interimInterval = Math.round(config.interimIntervalSeconds * SAMPLE_RATE);
     this.maxBacklog = config.maxBacklogSeconds * SAMPLE_RATE;
-    this.model = new ModelChannel(index, Math.max(this.maxBacklog, 2 * detector.maxUtterance), options);
+    this.model = new ModelChannel(index, Math.max(this.maxBacklog, 2 * detector.maxUtterance), options, progressed);
   }
 
   audio(samples: Float32Array): void {
@@ -120,6 +122,11 @@ class SegmentedChannel {
       throw new TaskFailure('BACKLOG', `channel ${this.index}: more than ${this.maxBacklog / SAMPLE_RATE} s of audio is waiting for the VAD`, false);
     }
     this.pump();
+  }
+
+  /** Stream samples done: through the VAD, and every final that starts before them sent. */
+  get done(): number {
+    return Math.min(this.detector.position, this.model.pendingFrom ?? Infinity);
   }
 
   /** All audio through the VAD, open speech ended, every result emitted. */
@@ -178,6 +185,7 @@ class SegmentedChannel {
           this.handle(events);
           this.maybeInterim();
           this.trim();
+          this.progressed();
         } catch (e) {
           this.options.fail(toTaskFailure(e));
           return;
@@ -270,7 +278,11 @@ export class SegmentedRunner implements Runner {
   private readonly channels: SegmentedChannel[] = [];
 
   constructor(options: SegmentedRunnerOptions) {
-    for (let c = 0; c < options.format.channels; c++) this.channels.push(new SegmentedChannel(c, options));
+    const progress = options.progress
+      ? new ProgressReporter(options.emit, () => Math.min(...this.channels.map((c) => c.done)) / SAMPLE_RATE)
+      : undefined;
+    const progressed = (): void => progress?.check();
+    for (let c = 0; c < options.format.channels; c++) this.channels.push(new SegmentedChannel(c, options, progressed));
     this.frontEnd = new AudioFrontEnd(options.format, {
       audio: (chunks) => chunks.forEach((samples, c) => this.channels[c]?.audio(samples)),
       fail: options.fail,

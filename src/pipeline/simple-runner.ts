@@ -3,6 +3,7 @@
 // is sent at stop.
 import { AudioFrontEnd } from './audio-front-end.js';
 import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import { ProgressReporter } from './progress.js';
 import type { Runner, RunnerOptions } from './runner.js';
 
 /** Collects a channel's samples into windows of a fixed length. */
@@ -27,6 +28,11 @@ class Windower {
       offset += take;
       if (this.filled === this.size) this.emit();
     }
+  }
+
+  /** Stream samples windowed so far. */
+  get position(): number {
+    return this.start + this.filled;
   }
 
   /** Emits the partial window, if any. */
@@ -59,13 +65,21 @@ export class SimpleRunner implements Runner {
     const windowSamples = Math.max(1, Math.round(windowSeconds * SAMPLE_RATE));
     // A backlog bound smaller than one window would refuse every window.
     const maxModelBacklog = Math.max(maxBacklogSeconds * SAMPLE_RATE, 2 * windowSamples);
+    // Progress: every channel's audio windowed, and every window before it answered.
+    const progress = options.progress
+      ? new ProgressReporter(options.emit, () => Math.min(...this.windowers.map((w, c) => Math.min(w.position, this.channels[c]!.pendingFrom ?? Infinity))) / SAMPLE_RATE)
+      : undefined;
+    const progressed = (): void => progress?.check();
     for (let c = 0; c < format.channels; c++) {
-      const channel = new ModelChannel(c, maxModelBacklog, options);
+      const channel = new ModelChannel(c, maxModelBacklog, options, progressed);
       this.channels.push(channel);
       this.windowers.push(new Windower(windowSamples, channel));
     }
     this.frontEnd = new AudioFrontEnd(format, {
-      audio: (chunks) => chunks.forEach((samples, c) => this.windowers[c]?.append(samples)),
+      audio: (chunks) => {
+        chunks.forEach((samples, c) => this.windowers[c]?.append(samples));
+        progressed();
+      },
       fail,
     }, decoder, maxBacklogSeconds, trace);
   }

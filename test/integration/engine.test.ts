@@ -89,6 +89,18 @@ describe('inference engine (native, real speech)', () => {
     assert.equal(withJunk!.text, single[0]);
   });
 
+  it('Moonshine base (8 decoder layers, its geometry read from the model) batches the same way, within its WER bound', async (t: TestContext) => {
+    const base = await addon.loadModel(task.native, { kind: 'moonshine', dir: path.join(PROJECT_ROOT, 'models/moonshine-base') });
+    const alone: string[] = [];
+    for (const clip of clips) alone.push(...texts((await base.runBatch(task.native, [clip], [undefined])).items));
+    const batched = texts((await base.runBatch(task.native, clips, clips.map(() => undefined))).items);
+    const errors = errorsAgainstReference(alone);
+    const differing = batched.reduce((n, b, i) => n + wordErrors(alone[i]!, b), 0);
+    t.diagnostic(`base: ${errors} word errors alone (tiny: ${errorsAgainstReference(single)}), ${differing} words differ batched`);
+    assert.ok(errors <= errorsAgainstReference(single) + 2, `base made ${errors} word errors`);
+    assert.ok(differing <= 1, `${differing} words differ batched`);
+  });
+
   it('refuses malformed batches synchronously with INVALID_ARGUMENT', () => {
     for (const [s, d] of [[[], []], [[clips[0]!], []], [[new Float64Array(4)], [undefined]], [[clips[0]!], [new Float32Array(2)]]] as const) {
       assert.throws(() => model.runBatch(task.native, s as unknown as Float32Array[], d as unknown as (Int32Array | undefined)[]), (e: unknown) => isNativeError(e) && e.code === 'INVALID_ARGUMENT');

@@ -75,6 +75,19 @@ describe('inference scheduler', () => {
     assert.equal(result?.costSeconds, result?.runSeconds, 'a lone row costs its whole run');
   });
 
+  it('a job holds utterances the model decodes as one group (lengths within maxPadSamples); the others take the next slot', async () => {
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, maxRows: 8, maxPadSamples: 3, runBatch: model.run });
+    const gate = deferred();
+    model.gate = gate.promise;
+    const blocker = scheduler.submit(request('blocker'));
+    const waiting = ['aa', 'abcdefgh', 'bbb', 'cdefghijk', 'c'].map((n) => scheduler.submit(request(n)));
+    model.gate = undefined;
+    gate.resolve();
+    await Promise.all([blocker, ...waiting]);
+    assert.deepEqual(model.batches, [['blocker'], ['aa', 'bbb', 'c'], ['abcdefgh', 'cdefghijk']]);
+  });
+
   it('passes each request\'s draft to the model with it', async () => {
     const model = new FakeModel();
     const scheduler = new InferenceScheduler({ slots: 1, runBatch: model.run });
