@@ -103,7 +103,7 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
       runBatch: (samples, drafts) => model.runBatch(inference.native, samples, drafts),
     });
     metrics.inference = scheduler;
-    return { onnxruntime, deps: { config, model: { native: model, scheduler }, decoder, vad: batcher, metrics, log } };
+    return { onnxruntime, deps: { config, model: { scheduler }, decoder, vad: batcher, metrics, log } };
   } finally {
     loader.close();
   }

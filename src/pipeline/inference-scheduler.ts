@@ -13,9 +13,9 @@
 // nor make the engine look late. Time spent queued behind the stream's own earlier requests
 // (ModelChannel) does count: that lateness is the engine's.
 //
-// Finals before interims: a batch takes the waiting finals first and fills up with interims only
-// if it has room, a quarter of its rows at most, and a batch of interims alone never takes the
-// process's last free slot, so a final never waits behind interims for a slot. Interims are best-effort: one is skipped (resolves undefined) when finals are
+// Finals before interims: a job takes the waiting finals; interims run only in jobs of their own,
+// a quarter of the rows at most, never in the process's last free slot, so a final never waits
+// behind interims for a slot; and a final withdraws its utterance's interim still waiting. Interims are best-effort: one is skipped (resolves undefined) when finals are
 // waiting as it is submitted, or when it has waited INTERIM_MAX_WAIT_MS; a newer interim of the
 // same utterance replaces a queued one upstream (ModelChannel).
 //
@@ -241,6 +241,12 @@ export class InferenceScheduler {
     });
   }
 
+  /** Takes back a request still waiting (a final superseding its utterance's interim): it
+   *  resolves undefined at once. A request already running finishes. */
+  withdraw(request: InferenceRequest): void {
+    for (const heap of [this.finals, this.interims]) heap.removeWhere((e) => e.request === request, (e) => e.resolve(undefined));
+  }
+
   private dispatch(): void {
     this.shedIfOverloaded();
     for (;;) {
@@ -275,9 +281,8 @@ export class InferenceScheduler {
     this.interims.removeWhere((e) => now - e.queuedAt > INTERIM_MAX_WAIT_MS || e.request.cancelled(), (e) => e.resolve(undefined));
   }
 
-  /** Finals by deadline, then interims while there is room (at most a quarter of the rows, so
-   *  that a final arriving meanwhile never waits behind a long batch of interims); cancelled
-   *  requests resolve now. */
+  /** Finals by deadline; or, when none waits, interims (at most a quarter of the rows, so that
+   *  a final arriving meanwhile never waits long behind them); cancelled requests resolve now. */
   private takeBatch(): Entry[] {
     const batch: Entry[] = [];
     // Only utterances the model decodes as one group (lengths within maxPadSamples): a job of
@@ -303,7 +308,8 @@ export class InferenceScheduler {
       for (const e of skipped) heap.push(e);
     };
     take(this.finals, this.maxRows);
-    take(this.interims, Math.min(this.maxRows, batch.length + Math.max(1, Math.floor(this.maxRows / 4))));
+    // Interims only in a job of their own: rows added to a job of finals would make it longer.
+    if (batch.length === 0) take(this.interims, Math.max(1, Math.floor(this.maxRows / 4)));
     return batch;
   }
 

@@ -3,8 +3,7 @@
 // many channels into one model job); the rest wait in a queue bounded by seconds of audio, beyond
 // which the stream is failed with BACKLOG (see Session). Each interim's tokens are the draft of
 // the next request on the same utterance, so the model re-decodes only what changed.
-import type { NativeModel } from '../native/binding.js';
-import type { InferenceScheduler, StreamKey } from './inference-scheduler.js';
+import type { InferenceRequest, InferenceScheduler, StreamKey } from './inference-scheduler.js';
 import type { RunnerOptions } from './runner.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
@@ -13,9 +12,8 @@ import type { Attributes, StreamTrace } from '../tracing.js';
 
 export const SAMPLE_RATE = 16_000;
 
-/** The process's one speech model and the scheduler that shares it out among channels. */
+/** The scheduler that shares the process's one speech model out among channels (it runs it). */
 export interface SharedModel {
-  native: NativeModel;
   scheduler: InferenceScheduler;
 }
 
@@ -39,6 +37,7 @@ export class ModelChannel {
   private queuedSamples = 0;
   private inFlight = false;
   private inFlightFinal: number | undefined; // start of the final or window in flight
+  private waitingInterim: { utterance: number; request: InferenceRequest } | undefined; // the interim in flight, if any
   private aborted = false;
   private idleWaiters: (() => void)[] = [];
   // The latest interim's tokens: the draft of the next request on the same utterance.
@@ -84,6 +83,9 @@ export class ModelChannel {
     }
     this.queue.push({ ...window, queuedAt: performance.now() });
     this.queuedSamples += window.samples.length;
+    // A final need not wait for its utterance's interim that has not started: that is withdrawn.
+    const interim = this.waitingInterim;
+    if (window.isFinal === true && interim !== undefined && interim.utterance === window.utterance) this.model.scheduler.withdraw(interim.request);
     this.pump();
   }
 
@@ -133,6 +135,7 @@ export class ModelChannel {
     const done = (): void => {
       this.inFlight = false;
       this.inFlightFinal = undefined;
+      this.waitingInterim = undefined;
       this.afterResult();
       this.pump();
     };
@@ -140,12 +143,14 @@ export class ModelChannel {
     const queuedSecondsAgo = (performance.now() - window.queuedAt) / 1000;
     const draft = window.utterance !== undefined && window.utterance === this.draft?.utterance ? this.draft.ids : undefined;
     const scheduled = performance.now();
-    settle('inference', this.model.scheduler.submit({
+    const request = {
       samples: window.samples, draft, interim: window.isFinal === false, aheadSeconds, queuedSecondsAgo, stream: this.stream, cancelled: () => this.aborted,
-    }),
+    };
+    this.waitingInterim = request.interim && window.utterance !== undefined ? { utterance: window.utterance, request } : undefined;
+    settle('inference', this.model.scheduler.submit(request),
       (out) => {
-        if (out === undefined) { // the client left, or an interim was skipped while finals wait
-          span.fail('CANCELLED', this.aborted ? 'the client left before the model ran' : 'interim skipped: the engine is behind');
+        if (out === undefined) { // the client left, or an interim was skipped (finals first) or withdrawn (its final came)
+          span.fail('CANCELLED', this.aborted ? 'the client left before the model ran' : 'interim skipped: finals first');
           done();
           return;
         }

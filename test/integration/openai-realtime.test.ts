@@ -1,19 +1,19 @@
 // /v1/realtime?intent=transcription with a `ws` client speaking OpenAI's Realtime event shapes:
 // session updates in both the beta and GA spellings, appends at 24 kHz (OpenAI's default) and at a
 // rate the session names, server VAD events, manual commit, clear, and errors in OpenAI's shape.
-// Then the SDK's own client, OpenAIRealtimeWS: it always dials wss:, and this server has no TLS
-// yet (another branch), so its socket is handed a plain TCP connection (ws's createConnection
-// option, passed through the SDK's `options`); everything above the socket is the SDK's. A test
-// over real TLS waits for the server's TLS.
+// Then the SDK's own client, OpenAIRealtimeWS, which always dials wss:, against the server with
+// TLS on (TLS_CERT_FILE/TLS_KEY_FILE, a certificate made at test time that the client trusts).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
-import { connect } from 'node:net';
 import OpenAI from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import WebSocket from 'ws';
 import { REAL_SPEECH, prompts, scoreWer } from '../helpers/real-speech.js';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { issue, makeCa } from '../helpers/tls-certs.js';
 
 const TOKEN = 'sk-realtime-token';
 // Measured here (2026-12-01): 0.048 at 16 kHz; the 24 kHz copy (linear interpolation) a little more.
@@ -233,14 +233,26 @@ describe('/v1/realtime?intent=transcription (OpenAI Realtime events over ws)', (
   });
 });
 
-describe('the openai SDK\'s OpenAIRealtimeWS (over plain TCP until the server has TLS)', () => {
+describe('the openai SDK\'s OpenAIRealtimeWS over wss:// (server TLS)', () => {
+  let tlsServer: TestServer;
+  let dir: string;
+  let ca: Buffer;
+  before(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'speech-realtime-tls-'));
+    const root = makeCa(dir, 'realtime-root');
+    const leaf = issue(dir, 'realtime-server', root);
+    ca = readFileSync(root.cert);
+    tlsServer = await startServer({ MODEL: 'moonshine-tiny', AUTH_TOKEN: TOKEN, WORKERS: '1', TLS_CERT_FILE: leaf.cert, TLS_KEY_FILE: leaf.key });
+  });
+  after(async () => {
+    await tlsServer.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('session.update for transcription, appends at 24 kHz, one completed transcript per utterance', async (t: TestContext) => {
-    const client = new OpenAI({ apiKey: TOKEN, baseURL: server.http('/v1'), maxRetries: 0 });
-    const rt = new OpenAIRealtimeWS({
-      model: 'gpt-4o-transcribe',
-      // The SDK's URL is wss://...; ws dials the TCP connection given here instead of TLS.
-      options: { createConnection: () => connect(server.port, '127.0.0.1') },
-    }, client);
+    const client = new OpenAI({ apiKey: TOKEN, baseURL: `https://127.0.0.1:${tlsServer.port}/v1`, maxRetries: 0 });
+    // The SDK dials wss://127.0.0.1:<port>/v1/realtime; `options` reach its ws client.
+    const rt = new OpenAIRealtimeWS({ model: 'gpt-4o-transcribe', options: { ca } }, client);
     const types: string[] = [];
     const transcripts: string[] = [];
     const errors: unknown[] = [];

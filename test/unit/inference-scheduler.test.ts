@@ -130,7 +130,7 @@ describe('inference scheduler', () => {
     const [, i1, f1, i2, f2] = await Promise.all([blocker, interim1, final1, skipped, final2]);
     assert.equal(i2, undefined, 'skipped, not queued');
     assert.deepEqual([i1?.text, f1?.text, f2?.text], ['i1', 'f1', 'f2']);
-    assert.deepEqual(model.batches, [['blocker'], ['f1', 'f2', 'i1']]);
+    assert.deepEqual(model.batches, [['blocker'], ['f1', 'f2'], ['i1']], 'interims in a job of their own, after the finals');
   });
 
   it('a batch holds interims in at most a quarter of its rows: a final never waits behind a long batch of them', async () => {
@@ -155,10 +155,27 @@ describe('inference scheduler', () => {
     assert.equal(model.running, 1, 'interims run in one slot of two');
     const final = scheduler.submit(request('final'));
     assert.equal(model.running, 2, 'the final took the slot left free');
-    assert.deepEqual(model.batches, [['i1'], ['final', 'i2']]);
+    assert.deepEqual(model.batches, [['i1'], ['final']]);
     model.gate = undefined;
     gate.resolve();
     await Promise.all([final, ...interims]);
+  });
+
+  it('withdraw: a waiting request resolves undefined at once and never runs', async () => {
+    const model = new FakeModel();
+    const scheduler = new InferenceScheduler({ slots: 1, runBatch: model.run });
+    const gate = deferred();
+    model.gate = gate.promise;
+    const blocker = scheduler.submit(request('blocker'));
+    const interim = request('interim', { interim: true });
+    const withdrawn = scheduler.submit(interim);
+    scheduler.withdraw(interim);
+    assert.equal(await withdrawn, undefined);
+    assert.equal(scheduler.waiting, 0);
+    model.gate = undefined;
+    gate.resolve();
+    await blocker;
+    assert.deepEqual(model.batches, [['blocker']]);
   });
 
   it(`skips an interim that waited more than ${INTERIM_MAX_WAIT_MS} ms; a cancelled request never reaches the model`, async () => {
