@@ -264,10 +264,6 @@ try {
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
-// The sizing figure the deploy manifests are checked against (test/unit/deploy-manifests.test.ts):
-// no interims, the lower of the arrival patterns measured.
-const sizing = [summary['bursts_off_ours_streams'], summary['spread_off_ours_streams']].filter((v): v is number => typeof v === 'number');
-if (sizing.length > 0 && model === 'moonshine-tiny') summary['moonshine_segmented_streams'] = Math.min(...sizing);
 console.log(JSON.stringify({
   // Another model's figures are a bench of their own (bench/run.ts records each by name).
   bench: model === 'moonshine-tiny' ? 'capacity' : `capacity-${model.replace('moonshine-', '')}`, model, ...ratios, ...summary,
