@@ -20,7 +20,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { addon } from '../src/native/binding.js';
 import { readWav } from '../test/helpers/wav.js';
-import { buildNativeBench } from './native-binary.js';
+import { buildMoonshineBench } from './native-binary.js';
 import { median } from './statistics.js';
 
 const quick = process.argv.includes('--quick');
@@ -47,9 +47,6 @@ const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
 
 // --- The C++ harness ---
-const ortLib = path.join(root, 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64');
-// CMakeLists.txt's ONNX Runtime headers (fetched there at the first addon build).
-const ortInclude = path.join(root, 'node_modules/.cache/ort-headers-0.4.9/package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-simulator/onnxruntime.framework/Headers');
 
 interface HarnessFile {
   samples: number;
@@ -102,19 +99,7 @@ async function lagWhile(transcribe: (samples: Float32Array) => Promise<unknown>)
   return { p50: lag(h.percentile(50)), p99: lag(h.percentile(99)), max: lag(h.max), done, audio };
 }
 
-// job.h pulls in napi.h, whose unused inline N-API code is dropped by --gc-sections: no Node
-// symbols are needed.
-const harness = buildNativeBench({
-  name: 'asr_bench',
-  sources: ['bench/native/asr_bench.cc', 'native/models/moonshine.cc', 'native/models/vocabulary.cc', 'native/ort_env.cc'],
-  headers: ['native/models/moonshine.h', 'native/models/model.h', 'native/models/vocabulary.h', 'native/ort_env.h', 'native/job.h', 'bench/native/bench_stats.h'],
-  flags: [
-    '-ffunction-sections', '-fdata-sections', '-Wl,--gc-sections',
-    '-isystem', ortInclude, '-isystem', path.join(root, 'node_modules/node-addon-api'), '-isystem', path.join(root, 'node_modules/node-api-headers/include'),
-    '-DNAPI_VERSION=8', '-DNODE_ADDON_API_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
-  ],
-  link: [path.join(ortLib, 'libonnxruntime.so.1'), `-Wl,-rpath,${ortLib}`, '-lpthread'],
-});
+const harness = buildMoonshineBench('asr_bench');
 const loadAtStart = os.loadavg()[0]!;
 
 // --- 4. Native load and memory (before the peer's onnxruntime-node is imported) ---

@@ -26,7 +26,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readWav } from '../test/helpers/wav.js';
+import { readWav, wavFile } from '../test/helpers/wav.js';
 import { ROOT as root, startServerProcess, type ServerProcess } from './server-process.js';
 import { addToTally, werOf, type WerTally } from './wer.js';
 
@@ -66,22 +66,6 @@ if (quick) {
 const CUTS = [0, ...utterances.slice(1).map((u, i) => Number(((utterances[i]!.end + u.start) / 2).toFixed(3)))];
 const SPREAD_SECONDS = Number((fileSeconds / utterances.length).toFixed(2));
 
-function wavFile(pcm: Buffer, rate: number): Buffer {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0, 'ascii');
-  h.writeUInt32LE(36 + pcm.length, 4);
-  h.write('WAVEfmt ', 8, 'ascii');
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(rate, 24);
-  h.writeUInt32LE(rate * 2, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36, 'ascii');
-  h.writeUInt32LE(pcm.length, 40);
-  return Buffer.concat([h, pcm]);
-}
 
 /** The transcript of the file as a stream rotated to begin at `cut` s plays it. */
 function referenceFrom(cut: number): string {

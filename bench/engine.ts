@@ -18,23 +18,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { normalise, realSpeech } from '../test/helpers/real-speech.js';
 import { wordErrors } from '../test/helpers/wer.js';
-import { buildNativeBench } from './native-binary.js';
+import { buildMoonshineBench } from './native-binary.js';
 import { ROOT } from './server-process.js';
 
 const quick = process.argv.includes('--quick');
-const ortLib = path.join(ROOT, 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64');
-const ortInclude = path.join(ROOT, 'node_modules/.cache/ort-headers-0.4.9/package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-simulator/onnxruntime.framework/Headers');
-const harness = buildNativeBench({
-  name: 'engine_bench',
-  sources: ['bench/native/engine_bench.cc', 'native/models/moonshine.cc', 'native/models/vocabulary.cc', 'native/ort_env.cc'],
-  headers: ['native/models/moonshine.h', 'native/models/model.h', 'native/models/vocabulary.h', 'native/ort_env.h', 'native/job.h', 'bench/native/bench_stats.h'],
-  flags: [
-    '-ffunction-sections', '-fdata-sections', '-Wl,--gc-sections',
-    '-isystem', ortInclude, '-isystem', path.join(ROOT, 'node_modules/node-addon-api'), '-isystem', path.join(ROOT, 'node_modules/node-api-headers/include'),
-    '-DNAPI_VERSION=8', '-DNODE_ADDON_API_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
-  ],
-  link: [path.join(ortLib, 'libonnxruntime.so.1'), `-Wl,-rpath,${ortLib}`, '-lpthread'],
-});
+const harness = buildMoonshineBench('engine_bench');
 
 const { samples, utterances: all } = realSpeech();
 const utterances = quick ? all.slice(0, 3) : all;

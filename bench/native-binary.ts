@@ -33,3 +33,25 @@ export function buildNativeBench(bench: NativeBench): string {
   ], { stdio: ['ignore', 'inherit', 'inherit'] });
   return binary;
 }
+
+/**
+ * A harness compiled with the server's own Moonshine (native/models/moonshine.cc) and ONNX
+ * Runtime: `bench/native/<name>.cc`. job.h pulls in napi.h, whose unused inline N-API code is
+ * dropped by --gc-sections: no Node symbols are needed.
+ */
+export function buildMoonshineBench(name: string): string {
+  const ortLib = path.join(ROOT, 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64');
+  // CMakeLists.txt's ONNX Runtime headers (fetched there at the first addon build).
+  const ortInclude = path.join(ROOT, 'node_modules/.cache/ort-headers-0.4.9/package/Plugins/iOS~/onnxruntime.xcframework/ios-arm64_x86_64-simulator/onnxruntime.framework/Headers');
+  return buildNativeBench({
+    name,
+    sources: [`bench/native/${name}.cc`, 'native/models/moonshine.cc', 'native/models/vocabulary.cc', 'native/ort_env.cc'],
+    headers: ['native/models/moonshine.h', 'native/models/model.h', 'native/models/vocabulary.h', 'native/ort_env.h', 'native/job.h', 'bench/native/bench_stats.h'],
+    flags: [
+      '-ffunction-sections', '-fdata-sections', '-Wl,--gc-sections',
+      '-isystem', ortInclude, '-isystem', path.join(ROOT, 'node_modules/node-addon-api'), '-isystem', path.join(ROOT, 'node_modules/node-api-headers/include'),
+      '-DNAPI_VERSION=8', '-DNODE_ADDON_API_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+    ],
+    link: [path.join(ortLib, 'libonnxruntime.so.1'), `-Wl,-rpath,${ortLib}`, '-lpthread'],
+  });
+}

@@ -10,6 +10,8 @@ import { streamCommand } from './stream.js';
 import type { RawFlags } from './wav.js';
 
 const DEFAULT_URL = 'ws://127.0.0.1:8080/api/v1/segmented';
+const DEFAULT_CHUNK_BYTES = 256;
+const UNPACED_CHUNK_BYTES = 32 << 10;
 
 const USAGE = `speech-client: stream audio to the speech server and print what it hears, or load-test it
 
@@ -39,7 +41,7 @@ const CONNECTION_HELP = `Connection:
   --token TOKEN            sent as "Authorization: Bearer TOKEN" (default: $SPEECH_CLIENT_TOKEN)
   --ca FILE                PEM CA certificate(s) to trust for wss:// (and https:// metrics) instead
                            of the system's; NODE_EXTRA_CA_CERTS=FILE adds to the system's instead
-  --chunk-bytes N          bytes per binary frame (default 256)
+  --chunk-bytes N          bytes per binary frame (default 256; 32768 for stream when unpaced)
   --interim                ask for interim results (segmented route)
   --connect-timeout S      give up connecting after S seconds (default 10)
   --wait S                 after stop, wait up to S seconds for the final results (default 60)`;
@@ -199,7 +201,7 @@ function connection(values: Values): { url: URL; token: string | undefined; ca: 
     url: parseWsUrl(str(values, 'url') ?? DEFAULT_URL),
     token: str(values, 'token') ?? process.env['SPEECH_CLIENT_TOKEN'],
     ca: readCa(str(values, 'ca')),
-    chunkBytes: num(values, 'chunk-bytes', { integer: true, min: 1, max: 64 << 20 }) ?? 256,
+    chunkBytes: num(values, 'chunk-bytes', { integer: true, min: 1, max: 64 << 20 }) ?? 0, // 0: the command's default
     interim: bool(values, 'interim') ?? false,
     connectTimeoutMs: (num(values, 'connect-timeout', { min: 0, exclusiveMin: true }) ?? 10) * 1000,
     waitMs: (num(values, 'wait', { min: 0, exclusiveMin: true }) ?? 60) * 1000,
@@ -224,10 +226,14 @@ async function stream(args: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new UsageError(`stream takes one file; got ${positionals.length} (see speech-client stream --help)`);
   const speed = num(values, 'speed', { min: 0, exclusiveMin: true }) ?? (values['real-time'] === true ? 1 : Infinity);
+  const link = connection(values);
   return streamCommand({
     file: positionals[0]!,
     raw: rawFlags(values),
-    ...connection(values),
+    ...link,
+    // Paced, small frames as a microphone sends; unpaced, 32 KiB frames: a file in 256-byte
+    // frames would be far over the server's message-rate budget (MAX_MESSAGES_PER_SECOND).
+    chunkBytes: link.chunkBytes || (Number.isFinite(speed) ? DEFAULT_CHUNK_BYTES : UNPACED_CHUNK_BYTES),
     speed,
     json: bool(values, 'json') ?? false,
     traceId: str(values, 'trace-id'),
@@ -268,6 +274,7 @@ async function load(args: string[]): Promise<number> {
     files: positionals,
     raw: rawFlags(values),
     ...conn,
+    chunkBytes: conn.chunkBytes || DEFAULT_CHUNK_BYTES,
     streams: num(values, 'streams', { integer: true, min: 1, max: 1_000_000 }) ?? 10,
     rampUpSeconds: num(values, 'ramp-up', { min: 0 }) ?? 0,
     speed: speedFlag ?? (values['real-time'] === false ? Infinity : 1),

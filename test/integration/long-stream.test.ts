@@ -13,29 +13,13 @@ import { Client } from '../helpers/client.js';
 import { scrapeMetrics } from '../helpers/metrics.js';
 import { prompts, scoreWer } from '../helpers/real-speech.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { readWav, startMessage } from '../helpers/wav.js';
+import { readWav, startMessage, wavFile } from '../helpers/wav.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const CLI = path.join(ROOT, 'src/cli/main.ts');
 const speech = readWav('real-speech/prompts_16k_mono_s16.wav');
 const PASSES = 48; // 48 × 75.2 s: just over an hour
 
-function wavFile(pcm: Buffer, rate: number): Buffer {
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0, 'ascii');
-  h.writeUInt32LE(36 + pcm.length, 4);
-  h.write('WAVEfmt ', 8, 'ascii');
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(rate, 24);
-  h.writeUInt32LE(rate * 2, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36, 'ascii');
-  h.writeUInt32LE(pcm.length, 40);
-  return Buffer.concat([h, pcm]);
-}
 
 let server: TestServer;
 let tmp: string;
@@ -55,10 +39,11 @@ describe('long files over the WebSocket', () => {
     const audio = speech.data.subarray(0, 32000 * 20);
     await client.sendAudio(audio, 32000); // 20 s at once
     await client.waitFor((events) => events.some((e) => e.type === 'progress' && (e['time'] as number) >= 15), 30_000);
+    // One event per 0.5 s of progress at most: the VAD answers a second at a time when ahead.
     client.sendJson({ request: 'stop', disconnect: true });
     assert.equal(await client.closed, 1000);
     const times = client.events.filter((e) => e.type === 'progress').map((e) => e['time'] as number);
-    assert.ok(times.length >= 10, `${times.length} progress events`);
+    assert.ok(times.length >= 5 && times.length <= 40, `${times.length} progress events`);
     for (let i = 1; i < times.length; i++) assert.ok(times[i]! > times[i - 1]!, 'progress only moves forward');
     assert.ok(times.at(-1)! <= 20, 'never beyond the audio sent');
     assert.ok(client.events.every((e) => e.type !== 'progress' || e.channel === 0));

@@ -35,7 +35,7 @@ describe('config', () => {
   for (const [env, pattern] of [
     [{ PORT: '70000' }, /^PORT \(--port\) must be an integer from 0 to 65535/],
     [{ PORT: 'abc' }, /^PORT/],
-    [{ MODEL: 'whisper' }, /^MODEL \(--model\) must be one of moonshine-tiny, stub/],
+    [{ MODEL: 'whisper' }, /^MODEL \(--model\) must be one of moonshine-tiny, moonshine-base, stub/],
     [{ STUB: '{"delay":5}' }, /^STUB \(--stub\) has an unknown option "delay"/],
     [{ STUB: '{"failure_rate":2}' }, /^STUB \(--stub\) option "failure_rate" must be a number from 0 to 1/],
     [{ STUB: 'nope' }, /^STUB \(--stub\) must be a JSON object/],
