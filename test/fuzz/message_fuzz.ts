@@ -59,7 +59,7 @@ const NUMBER_TEXTS = ['1e400', '-1e400', '8000.0000000000001', '16000.000', '1.6
 const STRINGS = ['', 'pcm', 'mulaw', 'alaw', 'PCM', 'Mulaw', ' pcm', 'pcm ', 'pcm\u0000', 'ulaw', 'a-law', 'start', 'stop',
   'START', 'Start', 'stop\u0000', '\ud800', '\u{1f600}', 'true', '16000', 'null', '__proto__', 'constructor',
   'x'.repeat(255), 'y'.repeat(256), 'z'.repeat(257), '\u{1f600}'.repeat(128), '\u{1f600}'.repeat(129)];
-const KEYS = ['request', 'format', 'encoding', 'channels', 'sample_rate', 'bit_depth', 'is_float', 'interim_results',
+const KEYS = ['request', 'format', 'encoding', 'channels', 'sample_rate', 'bit_depth', 'is_float', 'interim_results', 'progress',
   'trace_id', 'disconnect', '__proto__', 'constructor', 'toString', 'valueOf', 'hasOwnProperty', 'prototype',
   'sampleRate', 'bitDepth', 'isFloat', 'Request', ''];
 
@@ -109,6 +109,7 @@ function validMessage(r: Rng, maxChannels: number): { [k: string]: Json } {
   }
   const m: { [k: string]: Json } = { request: 'start', format: validFormat(r, maxChannels) };
   if (r.chance(0.5)) m['interim_results'] = r.chance(0.5);
+  if (r.chance(0.3)) m['progress'] = r.chance(0.5);
   if (r.chance(0.5)) m['trace_id'] = r.chance(0.8) ? r.pick(STRINGS) : null;
   return m;
 }
@@ -191,6 +192,7 @@ export function generate(seed: number, i: number): Case {
     }
     const m: { [k: string]: Json } = { request: 'start', format: f };
     if (r.chance(0.3)) m['interim_results'] = r.chance(0.8) ? r.chance(0.5) : randomScalar(r);
+    if (r.chance(0.2)) m['progress'] = r.chance(0.8) ? r.chance(0.5) : randomScalar(r);
     text = JSON.stringify(m);
     if (r.chance(0.2)) text = mutateText(r, text);
   } else if (kind < 55) {
@@ -242,6 +244,8 @@ export function expected(text: string, maxChannels: number): Expected {
   if (!absent(traceId) && (typeof traceId !== 'string' || traceId.length > 256)) codes.add('BAD_MESSAGE');
   const interim = own(msg, 'interim_results');
   if (!absent(interim) && typeof interim !== 'boolean') codes.add('BAD_MESSAGE');
+  const progress = own(msg, 'progress');
+  if (!absent(progress) && typeof progress !== 'boolean') codes.add('BAD_MESSAGE');
   const f = own(msg, 'format');
   if (!plainObject(f)) return { ok: false, codes: new Set([...codes, 'BAD_MESSAGE']) };
 
@@ -280,6 +284,7 @@ export function expected(text: string, maxChannels: number): Expected {
       request,
       format: { encoding, channels, sampleRate, bitDepth, isFloat },
       interimResults: absent(interim) ? false : interim,
+      progress: absent(progress) ? false : progress,
       traceId: absent(traceId) ? null : traceId,
     },
   };
