@@ -1,19 +1,17 @@
 // The command-line clients (`speech-client stream|load`), run as child processes against a real
 // server with the stub model; plus the WAV header reader on synthesized headers.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { runCli, type CliRun } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { FIXTURES, readWav } from '../helpers/wav.js';
 import { parseWav, wireFormat } from '../../src/cli/wav.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const CLI = path.join(ROOT, 'src/cli/main.ts');
 
 let server: TestServer;
 let tmp: string;
@@ -26,19 +24,7 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
+const cli = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runCli(args, env, 30_000);
 
 const fixture = (name: string): string => path.join(FIXTURES, name);
 const lines = (text: string): string[] => text.split('\n').filter((l) => l.trim() !== '');
@@ -186,7 +172,7 @@ describe('speech-client stream', () => {
       cli(['stream', path.join(tmp, 'short.raw'), '--rate', '16000', '--channels', '9', '--url', server.url('/api/v1/segmented')]),
       cli(['stream', path.join(tmp, 'missing.wav')]),
     ]);
-    const check = (r: Run, code: number, pattern: RegExp): void => {
+    const check = (r: CliRun, code: number, pattern: RegExp): void => {
       assert.equal(r.code, code, r.stderr);
       const errLines = lines(r.stderr).filter((l) => l.startsWith('speech-client: '));
       assert.equal(errLines.length, 1, r.stderr);

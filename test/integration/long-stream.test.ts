@@ -3,8 +3,6 @@
 // it is served as fast as the server can instead of being cut off at MAX_BACKLOG_SECONDS. The
 // CLI does this by default; here with an hour of recorded speech, sent at full speed.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,11 +10,10 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import { Client } from '../helpers/client.js';
 import { scrapeMetrics } from '../helpers/metrics.js';
 import { prompts, scoreWer } from '../helpers/real-speech.js';
+import { runCli } from '../helpers/cli.js';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { readWav, startMessage, wavFile } from '../helpers/wav.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const CLI = path.join(ROOT, 'src/cli/main.ts');
 const speech = readWav('real-speech/prompts_16k_mono_s16.wav');
 const PASSES = 48; // 48 × 75.2 s: just over an hour
 
@@ -64,12 +61,7 @@ describe('long files over the WebSocket', () => {
     const backlog = async (): Promise<number | undefined> => (await scrapeMetrics(server.http('/metrics'))).get('errors_total{kind="BACKLOG"}');
     const backlogBefore = await backlog();
     const started = performance.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'stream', '--json', '--url', server.url('/api/v1/segmented'), file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const [code] = (await once(child, 'exit')) as [number | null];
+    const { code, stdout, stderr } = await runCli(['stream', '--json', '--url', server.url('/api/v1/segmented'), file], {}, 600_000);
     const seconds = (performance.now() - started) / 1000;
     assert.equal(code, 0, `exit ${code}: ${stderr.slice(-500)}`);
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);

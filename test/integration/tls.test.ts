@@ -3,8 +3,6 @@
 // setting and the file; SIGHUP serves new connections a new certificate while a live stream goes
 // on. Certificates are made at test time with the openssl CLI (test/helpers/tls-certs.ts).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -14,13 +12,12 @@ import tls, { type PeerCertificate } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { Client } from '../helpers/client.js';
 import { sendPaced } from '../helpers/pace.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 import { runMain, startServer, type TestServer } from '../helpers/server.js';
 import { encryptKey, issue, makeCa, type Issued } from '../helpers/tls-certs.js';
 import { FIXTURES, readWav, startMessage } from '../helpers/wav.js';
 import { UTTERANCE_A, UTTERANCE_B, wordErrors, words } from '../helpers/wer.js';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const CLI = path.join(ROOT, 'src/cli/main.ts');
 const FIXTURE = 'two_utterances_16k_mono_s16.wav';
 // As test/integration/asr.test.ts bounds Moonshine tiny on this fixture.
 const UTTERANCE_WER_BOUND = 0.75;
@@ -72,19 +69,7 @@ function peerCertificate(port: number): Promise<PeerCertificate> {
   });
 }
 
-interface Run { code: number | null; stdout: string; stderr: string }
-
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  return { code, stdout, stderr };
-}
+const cli = (args: string[], env: Record<string, string> = {}): Promise<CliRun> => runCli(args, env, 60_000);
 
 async function waitForLog(server: TestServer, msg: string, from: number, ms = 10_000): Promise<Record<string, unknown>> {
   const deadline = Date.now() + ms;
