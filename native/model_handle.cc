@@ -115,6 +115,7 @@ class RunBatchJob final : public Job {
       Napi::Int32Array ids = Napi::Int32Array::New(env, r.output.ids.size());
       for (std::size_t k = 0; k < r.output.ids.size(); ++k) ids[k] = static_cast<std::int32_t>(r.output.ids[k]);
       item.Set("ids", ids);
+      item.Set("decoderCalls", Napi::Number::New(env, r.output.decoder_calls));
       items.Set(static_cast<std::uint32_t>(i), item);
     }
     Napi::Object result = Napi::Object::New(env);

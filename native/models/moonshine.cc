@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <utility>
 
 #include "job.h"
@@ -155,6 +156,7 @@ std::vector<ModelResult> MoonshineModel::RunBatch(const std::vector<ModelInput>&
     for (std::size_t i = 0; i < results.size(); ++i) {
       results[i].output.text = std::move(transcripts[i].text);
       results[i].output.ids = std::move(transcripts[i].ids);
+      results[i].output.decoder_calls = transcripts[i].decoder_steps;
     }
   } catch (const JobError& e) {
     for (ModelResult& r : results) {
@@ -348,17 +350,37 @@ Ort::Value MoonshineModel::Encode(const float* samples, std::size_t count, std::
 }
 
 void MoonshineModel::DecodeRows(std::vector<Row*>& rows, std::vector<Ort::Value>& hidden) {
+  // Rows with a draft and rows without decode as two groups: a row without one would hold the
+  // others to decoding from scratch.
+  std::vector<Row*> drafted, undrafted;
+  std::vector<Ort::Value> drafted_hidden, undrafted_hidden;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const bool has = !rows[i]->draft.empty() && rows[i]->max_tokens > 0;
+    (has ? drafted : undrafted).push_back(rows[i]);
+    (has ? drafted_hidden : undrafted_hidden).push_back(std::move(hidden[i]));
+  }
+  if (!drafted.empty()) DecodeGroup(drafted, Stack(drafted_hidden));
+  if (!undrafted.empty()) DecodeGroup(undrafted, Stack(undrafted_hidden));
+}
+
+void MoonshineModel::DecodeGroup(std::vector<Row*>& rows, Ort::Value hidden) {
   const auto decoder_start = Clock::now();
   const std::size_t kv_count = 4 * static_cast<std::size_t>(layers_);
   std::vector<Row*> active = rows;
+  // Rows whose draft the model rejects from its first token: decoded from scratch afterwards.
+  std::vector<Row*> stragglers;
+  Ort::Value straggler_hidden{nullptr};
 
-  // Step 0 feeds BOS, and for a lone row with a draft the draft after it: one call checks it all.
+  // Step 0 feeds BOS, and when the rows have drafts, the drafts after it (all cut to the
+  // shortest: the rows of one call share their length): one call checks them all.
   std::vector<std::int64_t> tokens;
-  std::size_t draft_length = 0;
-  if (active.size() == 1 && !active[0]->draft.empty()) {
-    draft_length = std::min(active[0]->draft.size(), active[0]->max_tokens);
-    tokens.push_back(kBos);
-    tokens.insert(tokens.end(), active[0]->draft.begin(), active[0]->draft.begin() + static_cast<std::ptrdiff_t>(draft_length));
+  std::size_t draft_length = std::numeric_limits<std::size_t>::max();
+  for (const Row* row : active) draft_length = std::min({draft_length, row->draft.size(), row->max_tokens});
+  if (draft_length > 0) {
+    for (const Row* row : active) {
+      tokens.push_back(kBos);
+      tokens.insert(tokens.end(), row->draft.begin(), row->draft.begin() + static_cast<std::ptrdiff_t>(draft_length));
+    }
   } else {
     tokens.assign(active.size(), kBos);
   }
@@ -368,7 +390,7 @@ void MoonshineModel::DecodeRows(std::vector<Row*>& rows, std::vector<Ort::Value>
   bool use_cache = false;
   const std::array<std::int64_t, 1> flag_shape{1};
   inputs.emplace_back(nullptr);  // input_ids, made for each call
-  inputs.push_back(Stack(hidden));
+  inputs.push_back(std::move(hidden));
   inputs.push_back(Ort::Value::CreateTensor<bool>(memory_, &use_cache, 1, flag_shape.data(), 1));
   float no_data = 0;
   const std::array<std::int64_t, 4> empty_shape{static_cast<std::int64_t>(active.size()), heads_, 0, head_dim_};
@@ -379,7 +401,7 @@ void MoonshineModel::DecodeRows(std::vector<Row*>& rows, std::vector<Ort::Value>
   std::vector<Ort::Value> outputs;
   outputs.reserve(first_output_ptrs_.size());
   int steps = 0;
-  bool first = true, redo = false;
+  bool first = true;
   while (!active.empty()) {
     const std::int64_t batch = static_cast<std::int64_t>(active.size());
     const std::int64_t length = static_cast<std::int64_t>(tokens.size()) / batch;
@@ -397,49 +419,64 @@ void MoonshineModel::DecodeRows(std::vector<Row*>& rows, std::vector<Ort::Value>
     // logits: [batch, length, vocab]
     const std::int64_t vocab = outputs[0].GetTensorTypeAndShapeInfo().GetShape().back();
     const float* logits = outputs[0].GetTensorData<float>();
-    // Positions of the self-attention cache to keep: all, unless a draft was cut short.
+    // Positions of the self-attention cache to keep: all, unless the drafts were cut short.
     std::int64_t keep_positions = -1;
     std::vector<std::size_t> keep;
     tokens.clear();
-    for (std::int64_t b = 0; b < batch; ++b) {
-      Row& row = *active[static_cast<std::size_t>(b)];
-      const float* row_logits = logits + b * length * vocab;
-      const std::int64_t position = length - 1;
-      if (first && draft_length > 0) {
-        // Keep the draft's longest prefix that the model agrees with. The token after it comes
-        // from a one-token call, as in decoding from scratch: a call of many tokens quantizes
-        // its activations with another scale, which tips near-ties (seen: a stray "1." first).
-        std::size_t agreed = 0;
-        while (agreed < draft_length && Argmax(row_logits + static_cast<std::int64_t>(agreed) * vocab, vocab) == row.draft[agreed]) ++agreed;
-        if (agreed == 0) {
-          redo = true;  // no use: decode from scratch
-          break;
+    if (first && draft_length > 0) {
+      // Keep the longest prefix of the drafts that the model agrees with in every row (the rows
+      // go on in lock-step from one position). The token after it comes from a one-token call,
+      // as in decoding from scratch: a call of many tokens quantizes its activations with
+      // another scale, which tips near-ties (seen: a stray "1." first).
+      // A row that rejects its draft's first token would hold every row to scratch: it leaves
+      // the group, to be decoded from scratch after it, unless all do.
+      std::size_t agreed = draft_length;
+      std::vector<std::size_t> rejected;
+      for (std::int64_t b = 0; b < batch; ++b) {
+        const Row& row = *active[static_cast<std::size_t>(b)];
+        const float* row_logits = logits + b * length * vocab;
+        std::size_t n = 0;
+        while (n < agreed && Argmax(row_logits + static_cast<std::int64_t>(n) * vocab, vocab) == row.draft[n]) ++n;
+        if (n == 0) rejected.push_back(static_cast<std::size_t>(b));
+        else agreed = n;
+      }
+      if (rejected.size() == active.size()) {  // no use: step 0 again from scratch, BOS alone; the pasts are still the empty ones
+        draft_length = 0;
+        tokens.assign(active.size(), kBos);
+        continue;
+      }
+      if (!rejected.empty()) {
+        straggler_hidden = KeepRows(inputs[1], rejected);
+        for (std::size_t b : rejected) {
+          active[b]->draft.clear();
+          stragglers.push_back(active[b]);
         }
+      }
+      for (std::int64_t b = 0; b < batch; ++b) {
+        Row& row = *active[static_cast<std::size_t>(b)];
+        if (row.draft.empty()) continue;  // rejected: decoded after this group
         row.ids.assign(row.draft.begin(), row.draft.begin() + static_cast<std::ptrdiff_t>(agreed));
         if (row.ids.size() >= row.max_tokens) {
           row.hit_cap = true;
           continue;
         }
-        keep_positions = static_cast<std::int64_t>(agreed);  // BOS and all but the last agreed token
         keep.push_back(static_cast<std::size_t>(b));
         tokens.push_back(row.draft[agreed - 1]);
-        continue;
       }
-      const std::int64_t best = Argmax(row_logits + position * vocab, vocab);
-      if (best == kEos) continue;
-      if (row.ids.size() < row.max_tokens) row.ids.push_back(best);
-      if (row.ids.size() >= row.max_tokens) {
-        row.hit_cap = true;
-        continue;
+      keep_positions = static_cast<std::int64_t>(agreed);  // BOS and all but the last agreed token
+    } else {
+      for (std::int64_t b = 0; b < batch; ++b) {
+        Row& row = *active[static_cast<std::size_t>(b)];
+        const std::int64_t best = Argmax(logits + (b * length + length - 1) * vocab, vocab);
+        if (best == kEos) continue;
+        if (row.ids.size() < row.max_tokens) row.ids.push_back(best);
+        if (row.ids.size() >= row.max_tokens) {
+          row.hit_cap = true;
+          continue;
+        }
+        keep.push_back(static_cast<std::size_t>(b));
+        tokens.push_back(best);
       }
-      keep.push_back(static_cast<std::size_t>(b));
-      tokens.push_back(best);
-    }
-    if (redo) {  // step 0 again, BOS alone; the pasts are still the empty ones
-      redo = false;
-      draft_length = 0;
-      tokens.assign(1, kBos);
-      continue;
     }
     if (keep.empty()) break;
     use_cache = true;
@@ -469,6 +506,10 @@ void MoonshineModel::DecodeRows(std::vector<Row*>& rows, std::vector<Ort::Value>
   for (Row* row : rows) {
     row->decoder_seconds = seconds;
     row->steps = steps;
+  }
+  if (!stragglers.empty()) {
+    DecodeGroup(stragglers, std::move(straggler_hidden));
+    for (Row* row : stragglers) ++row->steps;  // the draft check they were in
   }
 }
 

@@ -86,8 +86,11 @@ class MoonshineModel final : public Model {
   // The encoder's output for `count` samples followed by `padded - count` zeros: [1, T, D].
   Ort::Value Encode(const float* samples, std::size_t count, std::size_t padded, double& seconds);
   // Greedy decode of rows that share one encoder length, in lock-step decoder calls; a row leaves
-  // the batch at EOS or its token cap. A lone row with a draft checks the draft first.
+  // the batch at EOS or its token cap. Rows with drafts check them first, in one call, and go on
+  // from the longest prefix all of them agree with; rows without decode as a group of their own.
   void DecodeRows(std::vector<Row*>& rows, std::vector<Ort::Value>& hidden);
+  // One lock-step group: `hidden` is its encoder states [rows, frames, dim].
+  void DecodeGroup(std::vector<Row*>& rows, Ort::Value hidden);
 
   Ort::MemoryInfo memory_;
   Ort::Session encoder_{nullptr};

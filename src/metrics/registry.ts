@@ -132,6 +132,10 @@ export class Metrics {
     name: 'inference_batch_rows', help: 'Utterances in the model job that transcribed each utterance (the engine batches what waits)',
     buckets: [1, 2, 4, 8, 12, 16, 24, 32, 64], registers: [this.registry],
   });
+  readonly inferenceWait = new Histogram({
+    name: 'inference_wait_seconds', help: 'From an utterance\'s request to the start of the model job that transcribed it (scheduler queue and threadpool), by kind (final or interim)',
+    labelNames: ['kind'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 2, 5], registers: [this.registry],
+  });
   readonly inferenceBusy = new Gauge({
     name: 'inference_busy_ratio', help: 'Share of its model slots each worker thread kept busy, smoothed over about 10 s (0-1)',
     labelNames: ['worker_thread'], registers: [this.registry],
@@ -173,6 +177,7 @@ export class Metrics {
     }
     // Every known series exists from the start, at 0: rate() and dashboards see "none yet".
     for (const kind of Object.keys(ERROR_CODES) as ErrorCode[]) this.errors.inc({ kind }, 0);
+    for (const kind of ['final', 'interim']) this.inferenceWait.zero({ kind });
     for (const reason of REFUSAL_REASONS) this.connectionsRefused.inc({ reason }, 0);
     for (const reason of ['not_found', 'upgrade_on_http_route', 'host']) this.httpRejected.inc({ reason }, 0);
     this.connectionsActive.set({ worker_thread: this.worker }, 0);

@@ -97,6 +97,9 @@ export interface ModelItem {
   text?: string;
   /** The recogniser's tokens: the draft for a later request on the same utterance. */
   ids: Int32Array;
+  /** Decoder calls made for the rows this item was decoded with (0: not a recogniser): drafts
+   *  the model agrees with save calls. */
+  decoderCalls: number;
 }
 
 export interface ModelBatchOutput extends JobTiming {

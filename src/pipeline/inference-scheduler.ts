@@ -14,10 +14,12 @@
 // (ModelChannel) does count: that lateness is the engine's.
 //
 // Finals before interims: a job takes the waiting finals; interims run only in jobs of their own,
-// a quarter of the rows at most, never in the process's last free slot, so a final never waits
-// behind interims for a slot; and a final withdraws its utterance's interim still waiting. Interims are best-effort: one is skipped (resolves undefined) when finals are
-// waiting as it is submitted, or when it has waited INTERIM_MAX_WAIT_MS; a newer interim of the
-// same utterance replaces a queued one upstream (ModelChannel).
+// a quarter of the rows at most, so a final waits for a slot at most one short interim job (a
+// slot kept free for finals measured worse: interims went stale in one slot while the cores had
+// room); and a final withdraws its utterance's interim still waiting. Interims are best-effort,
+// the freshest first: one is skipped (resolves undefined) when finals are waiting as it is
+// submitted, or when it has waited INTERIM_MAX_WAIT_MS; a newer interim of the same utterance
+// replaces a queued one upstream (ModelChannel).
 //
 // Overload. A burst of utterances ending together makes the queue seconds long for a moment;
 // batching absorbs it (a longer queue makes bigger, cheaper-per-utterance batches). Only when the
@@ -168,8 +170,10 @@ interface Entry {
 }
 
 export class InferenceScheduler {
-  private readonly finals = new DeadlineHeap();
-  private readonly interims = new DeadlineHeap();
+  private readonly finals = new DeadlineHeap(earliestFirst);
+  // Interims freshest first: under load the newest of them is worth the most, and the older ones
+  // expire (INTERIM_MAX_WAIT_MS) with a newer one on its way.
+  private readonly interims = new DeadlineHeap(newestFirst);
   private seq = 0;
   private lastShedAt = -Infinity;
   // Mean run time of one row of a batch (exponentially weighted), to tell how long the waiting
@@ -252,10 +256,7 @@ export class InferenceScheduler {
     for (;;) {
       this.dropStaleInterims();
       const due = this.publishedDue();
-      // Interims alone never take the process's last free slot: a final arriving meanwhile
-      // always finds one (with one slot in all, they may take it while no final waits).
-      const slots = this.finals.size > 0 ? this.slots : Math.max(1, this.slots - 1);
-      if (due === Infinity || !this.share.tryAcquire(this.party, due, slots)) break;
+      if (due === Infinity || !this.share.tryAcquire(this.party, due, this.slots)) break;
       this.start(this.takeBatch());
     }
     const due = this.publishedDue();
@@ -406,9 +407,11 @@ export class InferenceScheduler {
   }
 }
 
-/** Entries by deadline, ties in arrival order. */
+/** Entries in the order `before` gives. */
 class DeadlineHeap {
   private readonly h: Entry[] = [];
+
+  constructor(private readonly before: (a: Entry, b: Entry) => boolean) {}
 
   get size(): number {
     return this.h.length;
@@ -428,7 +431,7 @@ class DeadlineHeap {
     let i = h.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!before(h[i]!, h[parent]!)) break;
+      if (!this.before(h[i]!, h[parent]!)) break;
       [h[i], h[parent]] = [h[parent]!, h[i]!];
       i = parent;
     }
@@ -445,8 +448,8 @@ class DeadlineHeap {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
+        if (l < h.length && this.before(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.before(h[r]!, h[m]!)) m = r;
         if (m === i) break;
         [h[i], h[m]] = [h[m]!, h[i]!];
         i = m;
@@ -468,6 +471,11 @@ class DeadlineHeap {
   }
 }
 
-function before(a: Entry, b: Entry): boolean {
+/** By deadline, ties in arrival order. */
+function earliestFirst(a: Entry, b: Entry): boolean {
   return a.due < b.due || (a.due === b.due && a.seq < b.seq);
+}
+
+function newestFirst(a: Entry, b: Entry): boolean {
+  return earliestFirst(b, a);
 }

@@ -157,9 +157,12 @@ export class ModelChannel {
         using record = this.metrics.stage('model_inference', media);
         record.ran(out.costSeconds);
         this.metrics.inferenceBatchRows.observe(out.rows);
+        const waited = (performance.now() - scheduled) / 1000 - out.runSeconds;
+        this.metrics.inferenceWait.observe({ kind: request.interim ? 'interim' : 'final' }, waited);
         span.end(out, {
-          'speech.scheduler_wait_seconds': (performance.now() - scheduled) / 1000 - out.runSeconds - out.waitSeconds,
+          'speech.scheduler_wait_seconds': waited - out.waitSeconds,
           'speech.batch_rows': out.rows,
+          'speech.decoder_calls': out.decoderCalls,
           ...(this.aborted ? { 'speech.discarded': true } : {}),
         });
         // The next request on this utterance starts from this answer; a final ends the utterance.

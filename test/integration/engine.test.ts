@@ -83,6 +83,27 @@ describe('inference engine (native, real speech)', () => {
     assert.ok(interimDiffs <= interims / 5, `${interimDiffs} of ${interims} interims differ`);
   });
 
+  it('drafted rows batched in one job: the words of the same job decoded from scratch; a junk draft among them costs nothing', async (t: TestContext) => {
+    // Each utterance's first 70 % is the draft of the whole, six utterances in one job. Against
+    // the same job from scratch: batching alone may move a near-tie (the other engine tests bound that).
+    const prefixes = clips.slice(0, 6);
+    const drafts = (await model.runBatch(task.native, prefixes.map((c) => c.subarray(0, Math.round(c.length * 0.7))), prefixes.map(() => undefined))).items.map((it) => (it as ModelItem).ids);
+    const job = async (withDrafts: (Int32Array | undefined)[]): Promise<{ texts: string[]; calls: number }> => {
+      const items = (await model.runBatch(task.native, prefixes, withDrafts)).items as ModelItem[];
+      return { texts: items.map((it) => it.text!), calls: Math.max(...items.map((it) => it.decoderCalls)) };
+    };
+    const scratch = await job(prefixes.map(() => undefined));
+    const differ = (got: string[]): number => got.reduce((n, text, i) => n + wordErrors(scratch.texts[i]!, text), 0);
+    const withDrafts = await job(drafts);
+    const drafted = differ(withDrafts.texts);
+    const junk = Int32Array.from({ length: 12 }, (_, k) => 1000 + k);
+    const withJunk = differ((await job([junk, ...drafts.slice(1)])).texts);
+    t.diagnostic(`words differing from the job decoded from scratch: ${drafted} with drafts, ${withJunk} with a junk draft in the job; decoder calls ${withDrafts.calls} with drafts, ${scratch.calls} from scratch`);
+    assert.ok(withDrafts.calls < scratch.calls, 'the drafts save decoder calls');
+    assert.ok(drafted <= 1, `${drafted} words differ with drafts`);
+    assert.ok(withJunk <= 1, `${withJunk} words differ with a junk draft in the job`);
+  });
+
   it('a draft the model disagrees with from its first token costs nothing in words', async () => {
     const junk = Int32Array.from({ length: 12 }, (_, k) => 1000 + k);
     const [withJunk] = (await model.runBatch(task.native, [clips[0]!], [junk])).items as ModelItem[];

@@ -36,7 +36,7 @@ class FakeModel {
     const items: ModelBatchOutput['items'] = names.map((n) => {
       const error = this.fail?.(n);
       if (error) return Object.assign(error, { code: 'MODEL_FAILURE' as const });
-      return { text: n, ids: Int32Array.of(n.length) };
+      return { text: n, ids: Int32Array.of(n.length), decoderCalls: 1 };
     });
     return { items, waitSeconds: 0, runSeconds: 0.01 * names.length };
   };
@@ -133,7 +133,7 @@ describe('inference scheduler', () => {
     assert.deepEqual(model.batches, [['blocker'], ['f1', 'f2'], ['i1']], 'interims in a job of their own, after the finals');
   });
 
-  it('a batch holds interims in at most a quarter of its rows: a final never waits behind a long batch of them', async () => {
+  it('a batch holds interims in at most a quarter of its rows (a final never waits behind a long batch of them), the freshest first', async () => {
     const model = new FakeModel();
     const scheduler = new InferenceScheduler({ slots: 1, maxRows: 8, runBatch: model.run });
     const gate = deferred();
@@ -143,22 +143,28 @@ describe('inference scheduler', () => {
     model.gate = undefined;
     gate.resolve();
     await Promise.all([blocker, ...interims]);
-    assert.deepEqual(model.batches, [['blocker'], ['i1', 'i2'], ['i3', 'i4'], ['i5']]);
+    assert.deepEqual(model.batches, [['blocker'], ['i5', 'i4'], ['i3', 'i2'], ['i1']]);
   });
 
-  it('a batch of interims alone never takes the last free slot: a final arriving meanwhile starts at once', async () => {
+  it('interims take any free slot while no final waits; a final takes the next slot to free, before every interim', async () => {
     const model = new FakeModel();
     const scheduler = new InferenceScheduler({ slots: 2, maxRows: 4, runBatch: model.run });
-    const gate = deferred();
-    model.gate = gate.promise;
-    const interims = ['i1', 'i2', 'i3'].map((n) => scheduler.submit(request(n, { interim: true })));
-    assert.equal(model.running, 1, 'interims run in one slot of two');
+    const first = deferred();
+    const second = deferred();
+    model.gate = first.promise;
+    const i1 = scheduler.submit(request('i1', { interim: true }));
+    model.gate = second.promise;
+    const i2 = scheduler.submit(request('i2', { interim: true }));
+    const i3 = scheduler.submit(request('i3', { interim: true }));
+    assert.equal(model.running, 2, 'interims run in both slots');
     const final = scheduler.submit(request('final'));
-    assert.equal(model.running, 2, 'the final took the slot left free');
-    assert.deepEqual(model.batches, [['i1'], ['final']]);
     model.gate = undefined;
-    gate.resolve();
-    await Promise.all([final, ...interims]);
+    first.resolve();
+    await i1;
+    assert.deepEqual(model.batches, [['i1'], ['i2'], ['final']], 'the final before the waiting interim');
+    second.resolve();
+    await Promise.all([final, i2, i3]);
+    assert.deepEqual(model.batches, [['i1'], ['i2'], ['final'], ['i3']]);
   });
 
   it('withdraw: a waiting request resolves undefined at once and never runs', async () => {
