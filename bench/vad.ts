@@ -78,7 +78,7 @@ function nativeStream(batch: number, firstChannel: number, windowsPerJob = WINDO
     const { probs, runSeconds } = await vad.process(task, channels, audio);
     const wallSeconds = (performance.now() - t) / 1000;
     // Count what came back, so a job that skipped work could not count it.
-    const windows = probs.reduce((n, p) => n + p.length, 0);
+    const windows = probs.reduce((n, p) => n + (p instanceof Float32Array ? p.length : 0), 0);
     if (windows !== batch * windowsPerJob) throw new Error(`native batch ${batch}: ${windows} probabilities, expected ${batch * windowsPerJob}`);
     return { windows, wallSeconds, runSeconds };
   };

@@ -135,7 +135,8 @@ std::size_t LoadedModelCount() { return LoadedModels().Live(); }
 
 Napi::Function ModelHandle::Define(Napi::Env env) {
   return DefineClass(env, "Model", {InstanceMethod<&ModelHandle::Run>("run"),
-                                    InstanceMethod<&ModelHandle::RunBatch>("runBatch")});
+                                    InstanceMethod<&ModelHandle::RunBatch>("runBatch"),
+                                    InstanceAccessor<&ModelHandle::MaxPadSamples>("maxPadSamples")});
 }
 
 ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
@@ -153,6 +154,10 @@ Napi::Value ModelHandle::Run(const Napi::CallbackInfo& info) {
   return Submit(env, task.state(), info[0].As<Napi::Object>(),
                 std::make_unique<RunJob>(model_, samples.Data(), samples.ElementLength()),
                 {Value(), samples});
+}
+
+Napi::Value ModelHandle::MaxPadSamples(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(model_->MaxPadSamples()));
 }
 
 Napi::Value ModelHandle::RunBatch(const Napi::CallbackInfo& info) {

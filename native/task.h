@@ -32,7 +32,7 @@ class TaskState {
   bool closed_ = false;
 };
 
-// JS-visible task, for work whose owner lives in JS: a channel's model runner, a client
+// JS-visible task, for work whose owner lives in JS: a batcher of VAD or model jobs, a client
 // connection, a scrape. `new Task("inference")`; `recordPoll(delay, run, outcome)` records a
 // poll that ran in JS (the JS `spawn` helper); `close()` ends the task.
 class TaskHandle : public Napi::ObjectWrap<TaskHandle> {

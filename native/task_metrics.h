@@ -1,7 +1,7 @@
 // Task metrics: the libuv-threadpool analogue of tokio-metrics' TaskMonitor, per subsystem.
 //
-// A *task* is a long-lived unit of work with its own identity (one audio stream's decoder, one
-// channel's model runner, one client connection on the JS side). Each job the task submits to
+// A *task* is a long-lived unit of work with its own identity (one audio stream's decoder, the
+// inference scheduler's jobs, one client connection on the JS side). Each job the task submits to
 // the executor is one *poll*. Between polls the task is *idle* (waiting for audio); from
 // submission to the moment a threadpool worker picks the job up it is *scheduled* (waiting for a
 // worker). This file is the one place each analogue is defined; the exported names, types and
@@ -31,7 +31,7 @@ inline constexpr std::chrono::milliseconds kLongDelayThreshold{10};
 // Durations are seconds. The brief's tokio-metrics field names are kept as the C++ identifiers.
 #define SPEECH_TASK_METRIC_FIELDS(X)                                                              \
   X(instrumented_count, counter, "task_instrumented_total",                                     \
-    "Tasks created (a stream's decoder, a channel's model runner, a client connection, ...)")     \
+    "Tasks created (a stream's decoder, a batcher of VAD or model jobs, a client connection, ...)")     \
   X(dropped_count, counter, "task_dropped_total", "Tasks ended and released")                    \
   X(first_poll_count, counter, "task_first_poll_total", "Tasks whose first job has started")     \
   X(total_first_poll_delay, counter, "task_first_poll_delay_seconds_total",                      \

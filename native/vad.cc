@@ -113,6 +113,7 @@ void VadChannel::Reset() {
   state.fill(0.0f);
   context.fill(0.0f);
   pending.clear();
+  fail_injected = false;
 }
 
 void ProcessChannels(const SileroVad& vad, const std::vector<VadChannel*>& channels,
@@ -154,6 +155,7 @@ void ProcessChannels(const SileroVad& vad, const std::vector<VadChannel*>& chann
       for (std::size_t r = 0; r < batch; ++r) {
         const std::size_t i = s.order[begin + r];
         const VadChannel& ch = *channels[i];
+        if (ch.fail_injected) throw JobError("MODEL_FAILURE", "injected VAD failure (VadChannel.injectFailure)");
         float* row = s.input.data() + r * kRow;
         std::memcpy(row, ch.context.data(), kContext * sizeof(float));
         CopySamples(ch.pending, audio[i].first, t * kWindow, kWindow, row + kContext);

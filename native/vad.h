@@ -45,6 +45,7 @@ struct VadChannel {
   std::array<float, SileroVad::kStateSize> state{};  // layout [2][128]
   std::array<float, SileroVad::kContext> context{};
   std::vector<float> pending;                        // < kWindow samples carried to the next call
+  bool fail_injected = false;                        // tests: the next step throws MODEL_FAILURE
   void Reset();
 };
 

@@ -7,8 +7,10 @@
 
 #include "addon_data.h"
 #include "executor.h"
+#include "job.h"
 #include "process_cache.h"
 #include "task.h"
+#include "task_metrics.h"
 
 namespace speech {
 namespace {
@@ -45,18 +47,58 @@ class ProcessJob final : public Job {
   }
 
   void Execute() override {
+    if (channels_.size() == 1) {
+      try {
+        ProcessChannels(*vad_, channels_, audio_, probs_);
+      } catch (...) {
+        channels_[0]->Reset();  // a half-done step leaves the recurrent state inconsistent
+        throw;
+      }
+      return;
+    }
+    // A failed batch is re-run channel by channel from these copies (a few KB), so one channel's
+    // failure fails that channel's stream alone, not every stream in the batch.
+    const std::vector<VadChannel> before = [this] {
+      std::vector<VadChannel> copies;
+      copies.reserve(channels_.size());
+      for (const VadChannel* c : channels_) copies.push_back(*c);
+      return copies;
+    }();
     try {
       ProcessChannels(*vad_, channels_, audio_, probs_);
+      return;
     } catch (...) {
-      // A half-done step leaves the recurrent state inconsistent: start these channels afresh.
-      for (VadChannel* c : channels_) c->Reset();
-      throw;
+      // Which channel failed is unknown: each is re-run alone below.
+    }
+    probs_.assign(channels_.size(), {});
+    errors_.resize(channels_.size());
+    for (std::size_t i = 0; i < channels_.size(); ++i) {
+      *channels_[i] = before[i];
+      std::vector<std::vector<float>> one(1);
+      try {
+        ProcessChannels(*vad_, {channels_[i]}, {audio_[i]}, one);
+        probs_[i] = std::move(one[0]);
+        continue;
+      } catch (const JobError& e) {
+        errors_[i] = {e.code(), e.what()};
+        TaskMetrics::Get().Failed(Subsystem::kVad);
+      } catch (const std::exception& e) {
+        errors_[i] = {"NATIVE_PANIC", e.what()};
+        TaskMetrics::Get().Panicked(Subsystem::kVad);
+      }
+      channels_[i]->Reset();
     }
   }
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Array probs = Napi::Array::New(env, probs_.size());
     for (std::size_t i = 0; i < probs_.size(); ++i) {
+      if (i < errors_.size() && !errors_[i].first.empty()) {
+        Napi::Error error = Napi::Error::New(env, errors_[i].second);
+        error.Set("code", Napi::String::New(env, errors_[i].first));
+        probs.Set(static_cast<uint32_t>(i), error.Value());
+        continue;
+      }
       Napi::Float32Array p = Napi::Float32Array::New(env, probs_[i].size());
       std::copy(probs_[i].begin(), probs_[i].end(), p.Data());
       probs.Set(static_cast<uint32_t>(i), p);
@@ -76,13 +118,15 @@ class ProcessJob final : public Job {
   std::vector<VadChannel*> channels_;
   std::vector<std::pair<const float*, std::size_t>> audio_;  // pinned by the executor
   std::vector<std::vector<float>> probs_;
+  std::vector<std::pair<std::string, std::string>> errors_;  // per channel after a failed batch: code, message
 };
 
 
 }  // namespace
 
 Napi::Function VadChannelHandle::Define(Napi::Env env) {
-  return DefineClass(env, "VadChannel", {InstanceMethod<&VadChannelHandle::Reset>("reset")});
+  return DefineClass(env, "VadChannel", {InstanceMethod<&VadChannelHandle::Reset>("reset"),
+                                         InstanceMethod<&VadChannelHandle::InjectFailure>("injectFailure")});
 }
 
 VadChannelHandle::VadChannelHandle(const Napi::CallbackInfo& info)
@@ -91,6 +135,12 @@ VadChannelHandle::VadChannelHandle(const Napi::CallbackInfo& info)
 Napi::Value VadChannelHandle::Reset(const Napi::CallbackInfo& info) {
   if (busy) ThrowCoded(info.Env(), "BUSY", "the VAD channel is in a job in flight");
   channel_.Reset();
+  return info.Env().Undefined();
+}
+
+Napi::Value VadChannelHandle::InjectFailure(const Napi::CallbackInfo& info) {
+  if (busy) ThrowCoded(info.Env(), "BUSY", "the VAD channel is in a job in flight");
+  channel_.fail_injected = true;
   return info.Env().Undefined();
 }
 

@@ -28,6 +28,8 @@ class VadChannelHandle : public Napi::ObjectWrap<VadChannelHandle> {
 
  private:
   Napi::Value Reset(const Napi::CallbackInfo& info);
+  // Tests: the channel's next VAD job step fails with MODEL_FAILURE, as a failing model would.
+  Napi::Value InjectFailure(const Napi::CallbackInfo& info);
   VadChannel channel_;
 };
 

@@ -99,7 +99,7 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
     // Each model job is a batch of utterances of this worker's streams (INFERENCE_BATCH_ROWS).
     const inference = new Task('inference');
     const scheduler = new InferenceScheduler({
-      slots: config.threads, maxRows: config.inferenceBatchRows, maxLagSeconds: config.maxInferenceLagSeconds, share: shared, party: index,
+      slots: config.threads, maxRows: config.inferenceBatchRows, maxPadSamples: model.maxPadSamples, maxLagSeconds: config.maxInferenceLagSeconds, share: shared, party: index,
       runBatch: (samples, drafts) => model.runBatch(inference.native, samples, drafts),
     });
     metrics.inference = scheduler;

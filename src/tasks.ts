@@ -3,7 +3,7 @@
 // (bare timers, queueMicrotask, un-awaited native calls outside the runners).
 import { addon, isNativeError, type NativeTask, type Subsystem } from './native/binding.js';
 
-/** A long-lived JS task: a client connection, a scrape, a channel's model runner. */
+/** A long-lived JS task: a client connection, a scrape, a batcher's jobs. */
 export class Task implements Disposable {
   readonly native: NativeTask;
   private closed = false;

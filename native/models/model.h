@@ -42,6 +42,9 @@ class Model {
   virtual ~Model() = default;
   // 16 kHz mono samples in [-1, 1]. Throws JobError for expected failures.
   virtual ModelOutput Run(const float* samples, std::size_t count) = 0;
+  // How much (in samples) the utterances of one RunBatch may differ in length and still be
+  // computed together; 0: any (the default, item by item, has no such bound).
+  virtual std::size_t MaxPadSamples() const { return 0; }
   // Many utterances in one job, answers in order. By default one Run each, an item's exception
   // failing that item alone; a model that can batch its computation overrides this.
   virtual std::vector<ModelResult> RunBatch(const std::vector<ModelInput>& inputs) {

@@ -152,7 +152,9 @@ std::vector<ModelResult> MoonshineModel::RunBatch(const std::vector<ModelInput>&
   for (const ModelInput& input : inputs) requests.push_back({input.samples, input.count, input.draft});
   std::vector<ModelResult> results(inputs.size());
   try {
-    std::vector<MoonshineTranscript> transcripts = TranscribeBatch(requests, MoonshineBatchOptions{});
+    MoonshineBatchOptions options;
+    options.max_rows = std::max<std::size_t>(1, requests.size());  // the caller sized the batch
+    std::vector<MoonshineTranscript> transcripts = TranscribeBatch(requests, options);
     for (std::size_t i = 0; i < results.size(); ++i) {
       results[i].output.text = std::move(transcripts[i].text);
       results[i].output.ids = std::move(transcripts[i].ids);

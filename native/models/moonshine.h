@@ -39,7 +39,7 @@ struct MoonshineRequest {
 // encoder length (the merged decoder has no attention mask), so utterances of similar length are
 // decoded together, each padded with silence to the longest of its group.
 struct MoonshineBatchOptions {
-  std::size_t max_rows = 16;          // utterances in one decoder call
+  std::size_t max_rows = 16;          // utterances in one decoder call (RunBatch: all it is given)
   // Silence added to an utterance to join a group: 2 s cost less CPU than 0.5 s (bench/engine.ts:
   // the encoder reruns on the padding, the decoder shares more calls) with the same words.
   std::size_t max_pad_samples = 32000;
@@ -69,8 +69,10 @@ class MoonshineModel final : public Model {
   // shared; all per-call state is local). Any length is accepted (see kMaxChunkSamples). Throws
   // JobError("MODEL_FAILURE") when ONNX Runtime fails.
   ModelOutput Run(const float* samples, std::size_t count) override;
-  // TranscribeBatch with the default options; a failure of ONNX Runtime fails every item.
+  // TranscribeBatch of all the inputs (as many rows as given, grouped within MaxPadSamples); a
+  // failure of ONNX Runtime fails every item.
   std::vector<ModelResult> RunBatch(const std::vector<ModelInput>& inputs) override;
+  std::size_t MaxPadSamples() const override { return MoonshineBatchOptions{}.max_pad_samples; }
   MoonshineTranscript Transcribe(const float* samples, std::size_t count);
   // Transcribes every request; results in the order given. Same thread-safety as Run.
   std::vector<MoonshineTranscript> TranscribeBatch(const std::vector<MoonshineRequest>& requests,

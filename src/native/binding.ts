@@ -108,6 +108,9 @@ export interface ModelBatchOutput extends JobTiming {
 }
 
 export interface NativeModel {
+  /** How much (16 kHz samples) the utterances of one runBatch may differ in length and still be
+   *  decoded together (Moonshine pads each with silence to the longest); 0: any. */
+  readonly maxPadSamples: number;
   /** `samples` (16 kHz) are borrowed until the promise settles. */
   run(task: NativeTask, samples: Float32Array): Promise<ModelOutput>;
   /** One job for many utterances (Moonshine decodes them together); drafts[i]: tokens item i
@@ -120,11 +123,14 @@ export interface NativeModel {
 export interface NativeVadChannel {
   /** Back to the start of a stream; BUSY while the channel is in a job in flight. */
   reset(): void;
+  /** Tests: the channel's next VAD job fails for it (MODEL_FAILURE), as a failing model would. */
+  injectFailure(): void;
 }
 
 export interface VadResult extends JobTiming {
-  /** Per channel, one speech probability per whole 512-sample (32 ms) window. */
-  probs: Float32Array[];
+  /** Per channel, one speech probability per whole 512-sample (32 ms) window; or the error that
+   *  failed that channel alone (its state starts afresh), counted in task_failed_total/task_panic_total. */
+  probs: (Float32Array | NativeError)[];
 }
 
 export interface NativeVad {

@@ -116,8 +116,8 @@ export interface SchedulerOptions {
   runBatch: BatchRunner;
   /** Utterances in one model job (1: no batching). */
   maxRows?: number;
-  /** Utterances of one job differ in length by at most this (16 kHz samples; the model's own
-   *  grouping, MoonshineBatchOptions::max_pad_samples). */
+  /** Utterances of one job differ in length by at most this (16 kHz samples; the model's
+   *  NativeModel.maxPadSamples; 0 or absent: any). */
   maxPadSamples?: number;
   /** 0 (default): never shed. */
   maxLagSeconds?: number;
@@ -198,7 +198,7 @@ export class InferenceScheduler {
     this.slots = options.slots;
     this.runBatch = options.runBatch;
     this.maxRows = Math.max(1, options.maxRows ?? 16);
-    this.maxPadSamples = options.maxPadSamples ?? 32_000;
+    this.maxPadSamples = options.maxPadSamples || Infinity;
     this.maxLagSeconds = options.maxLagSeconds ?? 0;
     this.now = options.now ?? epochNow;
     this.share = options.share ?? new LocalShare(this.now);

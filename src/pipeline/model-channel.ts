@@ -7,7 +7,7 @@ import type { InferenceRequest, InferenceScheduler, StreamKey } from './inferenc
 import type { RunnerOptions } from './runner.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
-import { Task, TaskFailure, settle } from '../tasks.js';
+import { TaskFailure, settle } from '../tasks.js';
 import type { Attributes, StreamTrace } from '../tracing.js';
 
 export const SAMPLE_RATE = 16_000;
@@ -32,7 +32,6 @@ interface Queued extends Window {
 }
 
 export class ModelChannel {
-  private readonly task = new Task('inference');
   private readonly queue: Queued[] = [];
   private queuedSamples = 0;
   private inFlight = false;
@@ -112,12 +111,7 @@ export class ModelChannel {
     this.aborted = true;
     this.queue.length = 0;
     this.queuedSamples = 0;
-    this.task.close();
     this.wakeIdle();
-  }
-
-  close(): void {
-    this.task.close();
   }
 
   private pump(): void {

@@ -150,7 +150,6 @@ class SegmentedChannel {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.model.close();
     this.wake();
   }
 

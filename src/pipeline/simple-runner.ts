@@ -102,6 +102,5 @@ export class SimpleRunner implements Runner {
 
   private close(): void {
     this.frontEnd.close();
-    for (const c of this.channels) c.close();
   }
 }

@@ -2,9 +2,10 @@
 // takes every request pending when a slot frees up, and Silero runs them in lock-step batches
 // (one ONNX call per step across all channels). At most `maxInFlight` jobs run at once, with
 // disjoint channels, so no channel waits behind more than one batch of other streams' windows.
+// A failure fails only its channel's request: the job re-runs a failed batch channel by channel.
 import type { Metrics } from '../metrics/registry.js';
-import type { NativeVad, NativeVadChannel } from '../native/binding.js';
-import { Task, TaskFailure, settle } from '../tasks.js';
+import { isNativeError, type NativeVad, type NativeVadChannel } from '../native/binding.js';
+import { Task, TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import { SAMPLE_RATE } from './model-channel.js';
 
 /** A job for fewer channels than this waits up to LINGER_MS for more. */
@@ -93,7 +94,11 @@ export class VadBatcher {
         using record = this.metrics.stage('vad_processing', media);
         record.ran(result.runSeconds);
         done();
-        batch.forEach((r, i) => r.resolve(result.probs[i] ?? new Float32Array(0)));
+        batch.forEach((r, i) => {
+          const probs = result.probs[i] ?? new Float32Array(0);
+          if (isNativeError(probs)) r.reject(toTaskFailure(probs)); // that channel alone
+          else r.resolve(probs);
+        });
       },
       (failure) => {
         done();

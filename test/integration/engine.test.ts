@@ -136,5 +136,10 @@ describe('inference engine (native, real speech)', () => {
     const ok = await addon.loadModel(task.native, { kind: 'stub', stub: { delay_ms: 0, constant_factor: 0, jitter: 0, failure_rate: 0, panic_rate: 0, warmup_penalty_ms: 0, seed: 3 } });
     const counts = (await ok.runBatch(task.native, [clips[0]!, clips[1]!], [undefined, undefined])).items as ModelItem[];
     assert.deepEqual(counts.map((c) => c.count), [clips[0]!.length, clips[1]!.length]);
+    assert.equal(ok.maxPadSamples, 0, 'the stub batches any lengths');
+  });
+
+  it('tells the scheduler how far the lengths in one job may differ: 2 s of silence padding for Moonshine', () => {
+    assert.equal(model.maxPadSamples, 32000);
   });
 });

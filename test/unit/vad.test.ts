@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { addon, isNativeError, type NativeVad } from '../../src/native/binding.js';
+import { addon, isNativeError, type NativeVad, type VadResult } from '../../src/native/binding.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
 import { sine } from '../helpers/signal.js';
 import { readWav } from '../helpers/wav.js';
@@ -43,6 +43,18 @@ async function loadVad(): Promise<NativeVad> {
   return vad;
 }
 
+function probsOf(result: VadResult, channel = 0): Float32Array {
+  const probs = result.probs[channel];
+  assert.ok(probs instanceof Float32Array, `channel ${channel} failed: ${isNativeError(probs) ? probs.message : 'no result'}`);
+  return probs;
+}
+
+function vadFailures(): number {
+  const schema = addon.taskMetricSchema();
+  const field = schema.fields.findIndex((f) => f.field === 'total_failed_count');
+  return addon.snapshot().task[schema.subsystems.indexOf('vad') * schema.fields.length + field]!;
+}
+
 function maxDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
   return a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
@@ -57,14 +69,14 @@ describe('native VAD', () => {
     assert.ok(expected.some((p) => p > 0.9) && expected.some((p) => p < 0.1), 'the fixture has speech and silence');
 
     const alone = await vad.process(task, [new addon.VadChannel()], [audio]);
-    assert.ok(maxDiff(alone.probs[0]!, expected) < 1e-5, `batch 1 differs by ${maxDiff(alone.probs[0]!, expected)}`);
+    assert.ok(maxDiff(probsOf(alone), expected) < 1e-5, `batch 1 differs by ${maxDiff(probsOf(alone), expected)}`);
 
     // Five channels in one job: different audio and lengths, so later steps have fewer rows.
     const others = [sine(300, 16000, 2), new Float32Array(16000 * 7), audio.slice(0, 50_000).map((v) => v * 0.3), sine(3000, 16000, 12)];
     const channels = [new addon.VadChannel(), ...others.map(() => new addon.VadChannel())];
     const batched = await vad.process(task, channels, [audio, ...others]);
-    assert.ok(maxDiff(batched.probs[0]!, expected) < 1e-5, `batched differs by ${maxDiff(batched.probs[0]!, expected)}`);
-    assert.deepEqual(batched.probs.map((p) => p.length), [audio, ...others].map((a) => Math.floor(a.length / 512)));
+    assert.ok(maxDiff(probsOf(batched), expected) < 1e-5, `batched differs by ${maxDiff(probsOf(batched), expected)}`);
+    assert.deepEqual(channels.map((_, i) => probsOf(batched, i).length), [audio, ...others].map((a) => Math.floor(a.length / 512)));
     task.close();
   });
 
@@ -72,14 +84,32 @@ describe('native VAD', () => {
     const vad = await loadVad();
     const task = new addon.Task('vad');
     const audio = speech().subarray(0, 80_000);
-    const whole = (await vad.process(task, [new addon.VadChannel()], [audio])).probs[0]!;
+    const whole = probsOf(await vad.process(task, [new addon.VadChannel()], [audio]));
     const channel = new addon.VadChannel();
     const parts: number[] = [];
-    for (let i = 0; i < audio.length; i += 777) parts.push(...(await vad.process(task, [channel], [audio.slice(i, i + 777)])).probs[0]!);
+    for (let i = 0; i < audio.length; i += 777) parts.push(...probsOf(await vad.process(task, [channel], [audio.slice(i, i + 777)])));
     assert.ok(maxDiff(Float32Array.from(parts), whole) < 1e-6);
     channel.reset();
-    const again = (await vad.process(task, [channel], [audio])).probs[0]!;
+    const again = probsOf(await vad.process(task, [channel], [audio]));
     assert.ok(maxDiff(again, whole) < 1e-6, 'reset starts the channel afresh');
+    task.close();
+  });
+
+  it('a channel that fails in a batch fails alone: the others get their probabilities, it starts afresh, counted', async () => {
+    const vad = await loadVad();
+    const task = new addon.Task('vad');
+    const audio = speech();
+    const expected = probsOf(await vad.process(task, [new addon.VadChannel()], [audio]));
+    const failedBefore = vadFailures();
+    const channels = [new addon.VadChannel(), new addon.VadChannel(), new addon.VadChannel()];
+    channels[1]!.injectFailure();
+    const out = await vad.process(task, channels, [audio, audio, audio]);
+    const failed = out.probs[1];
+    assert.ok(isNativeError(failed) && failed.code === 'MODEL_FAILURE', 'the failing channel gets its error');
+    for (const i of [0, 2]) assert.ok(maxDiff(probsOf(out, i), expected) < 1e-6, `channel ${i} is unharmed`);
+    assert.equal(vadFailures() - failedBefore, 1, 'one failure counted, for the one channel');
+    const again = await vad.process(task, channels, [audio, audio, audio]);
+    assert.ok(maxDiff(probsOf(again, 1), expected) < 1e-6, 'the failed channel starts afresh');
     task.close();
   });
 
