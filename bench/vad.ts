@@ -122,7 +122,8 @@ async function measurePeer(): Promise<Sample> {
 
 // --- Both sides compute the same thing: the fixture's probabilities agree ---
 {
-  const ours = (await vad.process(task, [new addon.VadChannel()], [fixture])).probs[0]!;
+  const ours = (await vad.process(task, [new addon.VadChannel()], [fixture])).probs[0];
+  if (!(ours instanceof Float32Array)) throw new Error(`the native VAD failed on the fixture: ${ours?.message ?? 'no result'}`);
   peer.resetStates();
   let maxDiff = 0;
   for (let w = 0; w < FIXTURE_WINDOWS; w++) {
