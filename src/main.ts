@@ -53,7 +53,8 @@ if (tlsEnabled(config)) {
   }
 }
 const workers = workerCount(config);
-(await import('./native/binding.js')).addon.setThreadpoolNice(config.threadpoolNice);
+const { addon } = await import('./native/binding.js');
+addon.setThreadpoolNice(config.threadpoolNice);
 
 interface Running {
   readonly port: number;
@@ -64,10 +65,12 @@ interface Running {
   drain(graceSeconds: number): Promise<number>;
 }
 
-// With worker threads the process ends through the addon: Node's exit would stop each worker
-// and assert on the sockets uWebSockets.js still holds (src/cluster/primary.ts).
 const cluster = workers === 1 ? undefined : await import('./cluster/primary.js');
-const exit: (code: number) => never = cluster ? cluster.exitProcess : (code) => process.exit(code);
+// The process ends through the addon, with one thread or many: with worker threads Node's exit
+// would stop each worker and assert on the sockets uWebSockets.js still holds, and one exit path
+// for every configuration is one to test. Logs are written by then (stdout and files are
+// synchronous on Linux).
+const exit = (code: number): never => addon.exitProcess(code);
 
 async function start(): Promise<Running> {
   if (!cluster) {

@@ -9,7 +9,6 @@ import { threadpoolSize, type Config } from '../config.js';
 import { registerProcessFamilies } from '../metrics/registry.js';
 import { freePort } from '../listener.js';
 import { coalescedScrape } from '../metrics/coalesce.js';
-import { addon } from '../native/binding.js';
 import type { CertificateInfo } from '../tls.js';
 import type { MetricsJson, PrimaryMessage, WorkerData, WorkerMessage } from './messages.js';
 import { SharedState } from './shared-state.js';
@@ -185,7 +184,3 @@ export async function startPrimary(config: Config, workers: number): Promise<Pri
   };
 }
 
-/** Ends the process (see addon.exitProcess: Node's exit would assert on the workers' sockets). */
-export function exitProcess(code: number): never {
-  return addon.exitProcess(code);
-}

@@ -1,4 +1,5 @@
-// SIGTERM drains: no new connections, health says draining, live streams get their finals, exit 0.
+// SIGTERM drains: no new connections, health says draining, live streams get their finals, exit 0,
+// with one worker thread or several.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
@@ -7,9 +8,10 @@ import { startServer } from '../helpers/server.js';
 import { readWav, startMessage } from '../helpers/wav.js';
 
 describe('graceful shutdown', () => {
-  it('finishes streams in flight with their final results, refuses new ones, then exits 0', async () => {
+  // One worker thread or two: the same drain, and the same exit (through the addon).
+  for (const workers of ['1', '2']) it(`finishes streams in flight with their final results, refuses new ones, then exits 0 (WORKERS=${workers})`, async () => {
     // A slow model (300 ms per window) so work is still in flight when the signal arrives.
-    const server = await startServer({ MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 300 }), SIMPLE_WINDOW_SECONDS: '1', DRAIN_SECONDS: '20' });
+    const server = await startServer({ MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 300 }), SIMPLE_WINDOW_SECONDS: '1', DRAIN_SECONDS: '20', WORKERS: workers });
     const wav = readWav('two_utterances_16k_mono_s16.wav');
     const clients = await Promise.all([1, 2, 3].map(() => Client.connect(server.url('/api/v1/simple'))));
     for (const c of clients) {
