@@ -67,8 +67,7 @@ class DecodeBatchJob final : public Job {
     for (std::size_t i = 0; i < items_.size(); ++i) {
       const Item& item = items_[i];
       if (!item.code.empty()) {
-        Napi::Error error = Napi::Error::New(env, item.message);
-        error.Set("code", Napi::String::New(env, item.code));
+        Napi::Error error = CodedError(env, item.code, item.message);
         error.Set("task", Napi::String::New(env, std::string(SubsystemName(kSubsystem))));
         chunks.Set(static_cast<uint32_t>(i), error.Value());
         continue;

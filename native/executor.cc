@@ -112,10 +112,9 @@ class TaskWorker final : public Napi::AsyncWorker {
       TaskMetrics::Get().Panicked(subsystem_);
     }
     const bool panicked = outcome_ == Outcome::kPanicked;
-    Napi::Error error = Napi::Error::New(
-        env, panicked ? std::string(SubsystemName(subsystem_)) + " task panicked: " + message_
-                      : message_);
-    error.Set("code", Napi::String::New(env, panicked ? "NATIVE_PANIC" : code_));
+    Napi::Error error = CodedError(
+        env, panicked ? "NATIVE_PANIC" : code_,
+        panicked ? std::string(SubsystemName(subsystem_)) + " task panicked: " + message_ : message_);
     error.Set("task", Napi::String::New(env, std::string(SubsystemName(subsystem_))));
     deferred_.Reject(error.Value());
   }

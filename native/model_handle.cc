@@ -104,9 +104,7 @@ class RunBatchJob final : public Job {
     for (std::size_t i = 0; i < results_.size(); ++i) {
       const ModelResult& r = results_[i];
       if (!r.error_code.empty()) {
-        Napi::Error error = Napi::Error::New(env, r.error_message);
-        error.Set("code", Napi::String::New(env, r.error_code));
-        items.Set(static_cast<std::uint32_t>(i), error.Value());
+        items.Set(static_cast<std::uint32_t>(i), CodedError(env, r.error_code, r.error_message).Value());
         continue;
       }
       Napi::Object item = Napi::Object::New(env);

@@ -83,7 +83,7 @@ class ProcessJob final : public Job {
         errors_[i] = {e.code(), e.what()};
         TaskMetrics::Get().Failed(Subsystem::kVad);
       } catch (const std::exception& e) {
-        errors_[i] = {"NATIVE_PANIC", e.what()};
+        errors_[i] = {"NATIVE_PANIC", std::string("vad task panicked: ") + e.what()};
         TaskMetrics::Get().Panicked(Subsystem::kVad);
       }
       channels_[i]->Reset();
@@ -94,9 +94,7 @@ class ProcessJob final : public Job {
     Napi::Array probs = Napi::Array::New(env, probs_.size());
     for (std::size_t i = 0; i < probs_.size(); ++i) {
       if (i < errors_.size() && !errors_[i].first.empty()) {
-        Napi::Error error = Napi::Error::New(env, errors_[i].second);
-        error.Set("code", Napi::String::New(env, errors_[i].first));
-        probs.Set(static_cast<uint32_t>(i), error.Value());
+        probs.Set(static_cast<uint32_t>(i), CodedError(env, errors_[i].first, errors_[i].second).Value());
         continue;
       }
       Napi::Float32Array p = Napi::Float32Array::New(env, probs_[i].size());
