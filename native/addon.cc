@@ -91,6 +91,15 @@ Napi::Value Snapshot(const Napi::CallbackInfo& info) {
   out.Set("workerBusySeconds", ToFloat64Array(env, snap.worker_busy_seconds));
   out.Set("modelsLoaded", static_cast<double>(LoadedModelCount()));
   out.Set("vadsLoaded", static_cast<double>(LoadedVadCount()));
+  const ResamplerStats rs = GetResamplerStats();
+  Napi::Object resampler = Napi::Object::New(env);
+  resampler.Set("tables", static_cast<double>(rs.tables));
+  resampler.Set("tableBytes", static_cast<double>(rs.table_bytes));
+  resampler.Set("designs", static_cast<double>(rs.designs));
+  resampler.Set("designsOnJsThread", static_cast<double>(rs.designs_on_js_thread));
+  resampler.Set("refused", static_cast<double>(rs.refused));
+  out.Set("resampler", resampler);
+  ReportResamplerMemory(env);
   return out;
 }
 
@@ -144,6 +153,30 @@ Napi::Value SetThreadpoolNiceJs(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// admitSampleRate(rate): null when a new stream at `rate` may start, else why not ('designs':
+// the budget of new designs per second is spent; 'rates': too many uncommon rates in use). See
+// SetResamplerBudget (resampler.h); a map lookup under the bank cache's lock, never a design.
+Napi::Value AdmitSampleRateJs(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) ThrowCoded(env, "INVALID_ARGUMENT", "admitSampleRate(rate) needs a number");
+  switch (AdmitRate(info[0].As<Napi::Number>().Int32Value())) {
+    case RateAdmission::kOk: return env.Null();
+    case RateAdmission::kTooManyDesigns: return Napi::String::New(env, "designs");
+    case RateAdmission::kTooManyRates: return Napi::String::New(env, "rates");
+  }
+  return env.Null();
+}
+
+// setResamplerBudget(designsPerSecond, maxRates): process-wide (0: unlimited); start-up.
+Napi::Value SetResamplerBudgetJs(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) {
+    ThrowCoded(env, "INVALID_ARGUMENT", "setResamplerBudget(designsPerSecond, maxRates) needs two numbers");
+  }
+  SetResamplerBudget(info[0].As<Napi::Number>().DoubleValue(), info[1].As<Napi::Number>().Int32Value());
+  return env.Undefined();
+}
+
 // setListenReceiveBuffer(port, bytes): see listen_socket.h. A start-up call of a few syscalls,
 // so it runs here rather than through the executor.
 Napi::Value SetListenReceiveBufferJs(const Napi::CallbackInfo& info) {
@@ -160,6 +193,7 @@ Napi::Value SetListenReceiveBufferJs(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  MarkJsThread();  // this thread runs JS: no filter design may happen on it
   auto data = std::make_unique<AddonData>();
   const Napi::Function task = TaskHandle::Define(env);
   const Napi::Function stream = AudioStream::Define(env);
@@ -187,6 +221,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("recordPanic", Napi::Function::New<RecordPanicJs>(env, "recordPanic"));
   exports.Set("setThreadpoolNice", Napi::Function::New<SetThreadpoolNiceJs>(env, "setThreadpoolNice"));
   exports.Set("setListenReceiveBuffer", Napi::Function::New<SetListenReceiveBufferJs>(env, "setListenReceiveBuffer"));
+  exports.Set("admitSampleRate", Napi::Function::New<AdmitSampleRateJs>(env, "admitSampleRate"));
+  exports.Set("setResamplerBudget", Napi::Function::New<SetResamplerBudgetJs>(env, "setResamplerBudget"));
   exports.Set("reexec", Napi::Function::New<Reexec>(env, "reexec"));
   exports.Set("exitProcess", Napi::Function::New<ExitProcess>(env, "exitProcess"));
   return exports;

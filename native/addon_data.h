@@ -3,6 +3,8 @@
 
 #include <napi.h>
 
+#include <cstdint>
+
 namespace speech {
 
 struct AddonData {
@@ -11,6 +13,7 @@ struct AddonData {
   Napi::FunctionReference model;
   Napi::FunctionReference vad;
   Napi::FunctionReference vad_channel;
+  std::int64_t reported_resampler_bytes = 0;  // external memory told to V8 (ReportResamplerMemory)
 };
 
 inline AddonData& GetAddonData(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

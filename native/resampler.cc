@@ -26,6 +26,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -230,6 +232,14 @@ int LatencyFromPlan(const Plan& plan, int rate) {
   return static_cast<int>((2 * look * out + rate) / (2 * static_cast<std::int64_t>(rate)));
 }
 
+// Live tables and their bytes, process-wide (ResamplerStats).
+std::atomic<std::int64_t> g_table_count{0};
+std::atomic<std::int64_t> g_table_bytes{0};
+std::atomic<std::uint64_t> g_designs{0};
+std::atomic<std::uint64_t> g_designs_on_js_thread{0};
+std::atomic<std::uint64_t> g_refused{0};
+thread_local bool t_js_thread = false;  // MarkJsThread(): this thread runs JavaScript
+
 }  // namespace
 
 class ResamplerTable {
@@ -248,7 +258,21 @@ class ResamplerTable {
     grouped = plan.grouped;
     group_span = plan.group_span;
     DesignPolyphase(plan);
+    bytes = sizeof(*this) + group_coefs.capacity() * sizeof(float) +
+            group_bounds.capacity() * sizeof(GroupBounds) +
+            (rows.capacity() + deltas.capacity()) * sizeof(float);
+    for (const Halfband& hb : halfbands) bytes += hb.taps4.capacity() * sizeof(float);
+    g_table_count.fetch_add(1, std::memory_order_relaxed);
+    g_table_bytes.fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
   }
+  ~ResamplerTable() {
+    g_table_count.fetch_sub(1, std::memory_order_relaxed);
+    g_table_bytes.fetch_sub(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+  }
+  ResamplerTable(const ResamplerTable&) = delete;
+  ResamplerTable& operator=(const ResamplerTable&) = delete;
+
+  std::size_t bytes = 0;  // heap held by this table (what the memory gauges report)
 
   std::vector<Halfband> halfbands;
   // Polyphase stage: output k sits at input position k * down / up; its taps cover inputs
@@ -347,22 +371,56 @@ class ResamplerTable {
 
 namespace {
 
-// Tables are built once per input rate and shared. Tables no stream uses any more are dropped
-// once the cache grows past a few entries, so odd client rates cannot pile up memory.
+// Tables are built once per input rate and shared. The common rates' tables stay once built;
+// of the others, those no stream uses any more are dropped once more than a few are cached, so
+// odd client rates cannot pile up memory. The lock only guards the map: a table is designed
+// outside it (two streams designing the same rate at once both design; the first insert wins).
+struct TableCache {
+  std::mutex mu;
+  std::map<int, std::shared_ptr<const ResamplerTable>> tables;
+  // Admission budget of uncommon rates (SetResamplerBudget); 0: unlimited.
+  double designs_per_second = 0;
+  int max_rates = 0;
+  double tokens = 0;
+  std::chrono::steady_clock::time_point refilled = std::chrono::steady_clock::now();
+};
+
+TableCache& Cache() {
+  static TableCache* cache = new TableCache();  // never destroyed: threadpool jobs may outlive exit
+  return *cache;
+}
+
+constexpr std::size_t kKeepUnused = 8;
+
+std::shared_ptr<const ResamplerTable> FindTable(int rate) {
+  TableCache& c = Cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.tables.find(rate);
+  return it == c.tables.end() ? nullptr : it->second;
+}
+
 std::shared_ptr<const ResamplerTable> GetTable(int rate) {
-  static std::mutex mu;
-  static std::map<int, std::shared_ptr<const ResamplerTable>> cache;
-  constexpr std::size_t kKeepUnused = 8;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find(rate);
-  if (it != cache.end()) return it->second;
-  if (cache.size() >= kKeepUnused) {
-    for (auto i = cache.begin(); i != cache.end();) {
-      i = i->second.use_count() == 1 ? cache.erase(i) : std::next(i);
+  if (auto found = FindTable(rate)) return found;
+  g_designs.fetch_add(1, std::memory_order_relaxed);
+  if (t_js_thread) g_designs_on_js_thread.fetch_add(1, std::memory_order_relaxed);
+  auto table = std::make_shared<const ResamplerTable>(rate);  // the design: no lock held
+  TableCache& c = Cache();
+  std::vector<std::shared_ptr<const ResamplerTable>> dropped;  // freed after the lock
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto [it, inserted] = c.tables.emplace(rate, table);
+  if (!inserted) return it->second;  // designed concurrently elsewhere: keep theirs
+  std::size_t uncommon = 0;
+  for (const auto& entry : c.tables) uncommon += IsCommonRate(entry.first) ? 0 : 1;
+  if (uncommon > kKeepUnused) {
+    for (auto i = c.tables.begin(); i != c.tables.end();) {
+      if (!IsCommonRate(i->first) && i->second.use_count() == 1) {
+        dropped.push_back(std::move(i->second));
+        i = c.tables.erase(i);
+      } else {
+        ++i;
+      }
     }
   }
-  auto table = std::make_shared<const ResamplerTable>(rate);
-  cache.emplace(rate, table);
   return table;
 }
 
@@ -567,13 +625,85 @@ void CheckRate(int input_rate) {
 
 }  // namespace
 
+bool IsCommonRate(int rate) {
+  switch (rate) {
+    case 8000: case 11025: case 16000: case 22050: case 24000: case 32000: case 44100:
+    case 48000: case 96000:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void MarkJsThread() { t_js_thread = true; }
+
+void SetResamplerBudget(double designs_per_second, int max_rates) {
+  TableCache& c = Cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.designs_per_second = std::max(0.0, designs_per_second);
+  c.max_rates = std::max(0, max_rates);
+  c.tokens = std::max(1.0, c.designs_per_second);  // a full burst
+  c.refilled = std::chrono::steady_clock::now();
+}
+
+RateAdmission AdmitRate(int input_rate) {
+  if (input_rate == Resampler::kOutputRate || IsCommonRate(input_rate)) return RateAdmission::kOk;
+  TableCache& c = Cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (c.tables.count(input_rate) > 0) return RateAdmission::kOk;  // designed: costs nothing
+  if (c.max_rates > 0) {
+    int in_use = 0;
+    for (const auto& entry : c.tables) {
+      if (!IsCommonRate(entry.first) && entry.second.use_count() > 1) ++in_use;
+    }
+    if (in_use >= c.max_rates) {
+      g_refused.fetch_add(1, std::memory_order_relaxed);
+      return RateAdmission::kTooManyRates;
+    }
+  }
+  if (c.designs_per_second > 0) {
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - c.refilled).count();
+    c.refilled = now;
+    const double burst = std::max(1.0, c.designs_per_second);
+    c.tokens = std::min(burst, c.tokens + elapsed * c.designs_per_second);
+    if (c.tokens < 1.0) {
+      g_refused.fetch_add(1, std::memory_order_relaxed);
+      return RateAdmission::kTooManyDesigns;
+    }
+    c.tokens -= 1.0;
+  }
+  return RateAdmission::kOk;
+}
+
+ResamplerStats GetResamplerStats() {
+  ResamplerStats s;
+  s.tables = g_table_count.load(std::memory_order_relaxed);
+  s.table_bytes = g_table_bytes.load(std::memory_order_relaxed);
+  s.designs = g_designs.load(std::memory_order_relaxed);
+  s.designs_on_js_thread = g_designs_on_js_thread.load(std::memory_order_relaxed);
+  s.refused = g_refused.load(std::memory_order_relaxed);
+  return s;
+}
+
 Resampler::Resampler(int input_rate) : input_rate_(input_rate) {
   CheckRate(input_rate);
   if (input_rate != kOutputRate) {
-    table_ = GetTable(input_rate);
-    halfbands_.resize(table_->halfbands.size());
+    // Only a table already designed is taken here (a map lookup): the constructor may run on the
+    // JS thread. Otherwise Prepare() designs it, on the first Process or Flush at the latest.
+    table_ = FindTable(input_rate);
+    if (table_) halfbands_.resize(table_->halfbands.size());
   }
   Reset();
+}
+
+bool Resampler::prepared() const { return input_rate_ == kOutputRate || table_ != nullptr; }
+
+void Resampler::Prepare() {
+  if (prepared()) return;
+  table_ = GetTable(input_rate_);
+  halfbands_.resize(table_->halfbands.size());
+  Reset();  // nothing was processed yet: Process and Flush prepare first
 }
 
 int Resampler::LatencyOutputSamples(int input_rate) {
@@ -612,16 +742,18 @@ void Resampler::Reset() {
 }
 
 void Resampler::Process(const float* in, std::size_t n, std::vector<float>& out) {
-  if (!table_) {  // 16 kHz: bit-identical pass-through
+  if (input_rate_ == kOutputRate) {  // 16 kHz: bit-identical pass-through
     out.insert(out.end(), in, in + n);
     return;
   }
+  Prepare();
   total_in_ += n;
   Run(in, n, out);
 }
 
 void Resampler::Flush(std::vector<float>& out) {
-  if (table_) {
+  if (input_rate_ != kOutputRate) {
+    Prepare();
     const std::uint64_t rate = static_cast<std::uint64_t>(input_rate_);
     const std::uint64_t target = (2 * total_in_ * kOutputRate + rate) / (2 * rate);
     // Push silence until every output up to the target exists, then drop the overshoot.

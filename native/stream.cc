@@ -26,6 +26,7 @@ class StreamJob final : public Job {
   }
 
   Napi::Value Result(Napi::Env env) override {
+    ReportResamplerMemory(env);  // a first push designs when prepare() was not called
     return MakeChunk(env, out_, state_.format(), size_, discarded_);
   }
 
@@ -36,6 +37,19 @@ class StreamJob final : public Job {
   std::size_t size_;
   std::size_t discarded_ = 0;
   std::vector<std::vector<float>> out_;
+};
+
+class PrepareJob final : public Job {
+ public:
+  explicit PrepareJob(StreamState& state) : state_(state) {}
+  void Execute() override { state_.Prepare(); }
+  Napi::Value Result(Napi::Env env) override {
+    ReportResamplerMemory(env);
+    return env.Undefined();
+  }
+
+ private:
+  StreamState& state_;  // alive: the AudioStream owning it is pinned by the executor
 };
 
 // `key` is the JS property; errors name the field as the wire protocol spells it (`wire`).
@@ -51,6 +65,14 @@ int IntField(const Napi::Object& spec, const char* key, const char* wire, int fa
 }
 
 }  // namespace
+
+void ReportResamplerMemory(Napi::Env env) {
+  AddonData& data = GetAddonData(env);
+  const std::int64_t bytes = GetResamplerStats().table_bytes;
+  if (bytes == data.reported_resampler_bytes) return;
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes - data.reported_resampler_bytes);
+  data.reported_resampler_bytes = bytes;
+}
 
 Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out,
                        const PcmFormat& format, std::size_t input_bytes, std::size_t discarded) {
@@ -91,7 +113,8 @@ Napi::Function AudioStream::Define(Napi::Env env) {
   return DefineClass(env, "AudioStream",
                      {InstanceMethod<&AudioStream::Push>("push"),
                       InstanceMethod<&AudioStream::Flush>("flush"),
-                      InstanceMethod<&AudioStream::Close>("close")});
+                      InstanceMethod<&AudioStream::Close>("close"),
+                      InstanceMethod<&AudioStream::Prepare>("prepare")});
 }
 
 AudioStream::AudioStream(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AudioStream>(info) {
@@ -123,9 +146,17 @@ Napi::Value AudioStream::Flush(const Napi::CallbackInfo& info) {
   return Submit(env, task_, Value(), std::make_unique<StreamJob>(*state_, StreamJob::Kind::kFlush, nullptr, 0));
 }
 
+Napi::Value AudioStream::Prepare(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  CheckReady(env);
+  if (state_->prepared()) return env.Null();
+  return Submit(env, task_, Value(), std::make_unique<PrepareJob>(*state_));
+}
+
 Napi::Value AudioStream::Close(const Napi::CallbackInfo& info) {
   closed_ = true;
   task_.Close();
+  ReportResamplerMemory(info.Env());  // the last stream at a rate may free its bank later (GC)
   return info.Env().Undefined();
 }
 

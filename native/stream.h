@@ -16,6 +16,10 @@ namespace speech {
 //   push(bytes: Uint8Array): Promise<AudioChunk>   bytes are borrowed (pinned) until it settles
 //   flush(): Promise<AudioChunk>                   end of stream; the stream can then be reused
 //   close(): void                                  ends the task; later calls reject
+//   prepare(): Promise<void> | null                designs the resampler's filter bank on a
+//       worker (a job of the stream's own task) when its rate's bank is not cached yet; null when
+//       there is nothing to design. Until it settles the stream is busy (push/flush: BUSY). Without
+//       it the first push designs, in its job (never on the JS thread either way).
 // AudioChunk = {channels: Float32Array[], inputBytes, inputSeconds, discardedBytes,
 //               waitSeconds, runSeconds}
 // Many streams' pushes can also run as one job: decodeBatch() in decode_batch.h. A stream in such
@@ -35,6 +39,7 @@ class AudioStream : public Napi::ObjectWrap<AudioStream> {
   Napi::Value Push(const Napi::CallbackInfo& info);
   Napi::Value Flush(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Prepare(const Napi::CallbackInfo& info);
   void CheckReady(Napi::Env env) const;
 
   std::unique_ptr<StreamState> state_;
@@ -43,6 +48,11 @@ class AudioStream : public Napi::ObjectWrap<AudioStream> {
 };
 
 PcmFormat ParseFormat(const Napi::Object& spec);
+
+// Tells this environment's V8 the resamplers' filter-bank bytes (process-wide; each JS thread
+// reports the whole, as the banks are shared) as external memory, by the change since its last
+// report. Main thread; cheap (an atomic load).
+void ReportResamplerMemory(Napi::Env env);
 
 // The JS AudioChunk for one push or flush of `input_bytes` bytes in `format` that produced `out`
 // (16 kHz samples per channel), without its timing fields. Main thread.

@@ -10,6 +10,14 @@ StreamState::StreamState(const PcmFormat& format)
   for (int c = 0; c < format.channels; ++c) resamplers_.emplace_back(format.sample_rate);
 }
 
+bool StreamState::prepared() const {
+  return std::all_of(resamplers_.begin(), resamplers_.end(), [](const Resampler& r) { return r.prepared(); });
+}
+
+void StreamState::Prepare() {
+  for (Resampler& r : resamplers_) r.Prepare();  // the first designs; the others find it cached
+}
+
 void StreamState::Push(const std::uint8_t* data, std::size_t size,
                        std::vector<std::vector<float>>& out) {
   const std::size_t frame = static_cast<std::size_t>(format_.FrameBytes());

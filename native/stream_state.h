@@ -22,6 +22,10 @@ class StreamState {
   // size in bytes it returns.
   std::size_t Flush(std::vector<std::vector<float>>& out);
   const PcmFormat& format() const { return format_; }
+  // Whether every resampler has its filter bank; Prepare() designs the missing ones (a worker
+  // thread: the constructor, on the JS thread, only takes banks already cached).
+  bool prepared() const;
+  void Prepare();
 
  private:
   void Resample(std::vector<std::vector<float>>& out);

@@ -52,6 +52,8 @@ export interface Config {
   maxConnectionSeconds: number;
   maxMessagesPerSecond: number;
   maxProtocolErrors: number;
+  maxRateDesignsPerSecond: number;
+  maxSampleRates: number;
   allowedOrigins: string[];
   allowedHosts: string[];
   metricsCacheSeconds: number;
@@ -252,6 +254,10 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'WebSocket messages a connection may send per second on average, with bursts of 5 s worth; beyond it TOO_MANY_MESSAGES, close 1008 (0: no limit)' },
   { key: 'maxProtocolErrors', env: 'MAX_PROTOCOL_ERRORS', default: 100, parse: integer(0, 1_000_000_000),
     help: 'protocol errors (BAD_JSON, NOT_STARTED, ...) a connection may earn; at the limit TOO_MANY_ERRORS, close 1008 (0: no limit)' },
+  { key: 'maxRateDesignsPerSecond', env: 'MAX_RATE_DESIGNS_PER_SECOND', default: 4, parse: integer(0, 10_000),
+    help: 'streams per second, process-wide, that may start at an uncommon sample_rate whose filter bank is not designed yet (each design takes ~5-25 ms of a threadpool worker and ~1-2 MB; bursts of as many pass); beyond it the start gets SAMPLE_RATE_BUSY. The common rates (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000) and rates already designed never count (0: no limit)' },
+  { key: 'maxSampleRates', env: 'MAX_SAMPLE_RATES', default: 16, parse: integer(0, 10_000),
+    help: 'distinct uncommon sample rates streams may use at once, process-wide (a filter bank of ~1-2 MB each; 8 unused ones stay cached); a start at one more gets SAMPLE_RATE_BUSY (0: no limit)' },
   { key: 'socketReceiveBuffer', env: 'SOCKET_RECEIVE_BUFFER', default: 32 << 10, parse: integer(0, 64 << 20),
     help: 'TCP receive buffer (SO_RCVBUF, bytes) of every connection: bounds how much a client pushes ahead of the server, so that a flood stays cheap; one connection then carries about 0.4 MB/s at 100 ms round trip (0: the OS default, autotuned)' },
   { key: 'maxChannels', env: 'MAX_CHANNELS', default: 8, parse: integer(1, 64),

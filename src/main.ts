@@ -55,6 +55,8 @@ if (tlsEnabled(config)) {
 const workers = workerCount(config);
 const { addon } = await import('./native/binding.js');
 addon.setThreadpoolNice(config.threadpoolNice);
+// Process-wide, so once here for every worker thread: what odd sample rates may cost.
+addon.setResamplerBudget(config.maxRateDesignsPerSecond, config.maxSampleRates);
 
 interface Running {
   readonly port: number;

@@ -4,6 +4,7 @@
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics/registry.js';
+import { addon } from './native/binding.js';
 import { ArrivalClock } from './pipeline/arrival-clock.js';
 import type { SharedModel } from './pipeline/model-channel.js';
 import type { Runner } from './pipeline/runner.js';
@@ -260,6 +261,15 @@ export class Session {
         // The engine is behind or shedding streams to keep the others real-time: a new stream
         // would make it later for everyone, or be the next shed.
         this.fatal('OVERLOADED', 'the server is over capacity; try again later', CLOSE_TRY_AGAIN_LATER);
+        return;
+      }
+      const refused = addon.admitSampleRate(request.format.sampleRate);
+      if (refused) {
+        // A new uncommon rate costs a filter design (milliseconds of a worker, ~1-2 MB): a client
+        // looping `start` over odd rates gets this instead of buying unbounded design work.
+        this.error('SAMPLE_RATE_BUSY', refused === 'designs'
+          ? `too many new sample rates are being set up (MAX_RATE_DESIGNS_PER_SECOND); retry shortly, or use a common rate (e.g. 16000, 48000)`
+          : `too many distinct uncommon sample rates are in use (MAX_SAMPLE_RATES); retry later, or use a common rate (e.g. 16000, 48000)`);
         return;
       }
       this.startStream(request);

@@ -53,6 +53,16 @@ export class NativeFamilies {
       { labels: { kind: 'speech' }, value: s.modelsLoaded },
       { labels: { kind: 'vad' }, value: s.vadsLoaded },
     ]);
+    add('resampler_filter_banks', 'Resampler filter banks alive in the process (one per input rate in use or cached; shared by every stream and worker thread at that rate)', 'gauge', (s) => [
+      { labels: {}, value: s.resampler.tables },
+    ]);
+    add('resampler_filter_bank_bytes', 'Native heap held by the resampler filter banks (also reported to V8 as external memory)', 'gauge', (s) => [
+      { labels: {}, value: s.resampler.tableBytes },
+    ]);
+    add('resampler_filter_designs_total', 'Resampler filter banks designed, by the kind of thread that designed them (js must stay 0: a design blocks that thread for milliseconds)', 'counter', (s) => [
+      { labels: { thread: 'worker' }, value: s.resampler.designs - s.resampler.designsOnJsThread },
+      { labels: { thread: 'js' }, value: s.resampler.designsOnJsThread },
+    ]);
     add('threadpool_worker_busy_seconds_total', 'Time each threadpool worker spent running native jobs', 'counter', (s) =>
       Array.from(s.workerBusySeconds, (value, worker) => ({ labels: { worker }, value })),
     );

@@ -66,6 +66,10 @@ export interface NativeAudioStream {
   push(bytes: Uint8Array): Promise<AudioChunk>;
   flush(): Promise<AudioChunk>;
   close(): void;
+  /** Designs the resampler's filter bank on a threadpool worker when its rate's is not cached
+   *  (never on the JS thread); null when there is nothing to design. The stream is busy (BUSY)
+   *  until it settles; without it, the first push designs in its own job. */
+  prepare(): Promise<void> | null;
 }
 
 export interface DecodeBatchResult extends JobTiming {
@@ -154,6 +158,15 @@ export interface NativeSnapshot {
   /** Speech models and Silero instances loaded in the process (each shared by all worker threads). */
   modelsLoaded: number;
   vadsLoaded: number;
+  /** The resampler's filter banks, process-wide (native/resampler.h ResamplerStats). */
+  resampler: {
+    tables: number;
+    tableBytes: number;
+    designs: number;
+    /** Designs that ran on a thread running JS: must stay 0. */
+    designsOnJsThread: number;
+    refused: number;
+  };
 }
 
 export interface Addon {
@@ -183,6 +196,12 @@ export interface Addon {
    * inherit it) and returns how many it set. Throws a coded error (SOCKET_OPTION) on failure.
    */
   setListenReceiveBuffer(port: number, bytes: number): number;
+  /** Whether a new stream at `rate` may start: null, or why not ('designs': the budget of new
+   *  filter designs per second is spent; 'rates': too many uncommon rates in use). Common and
+   *  cached rates are always admitted; an admitted uncached uncommon rate spends one design. */
+  admitSampleRate(rate: number): 'designs' | 'rates' | null;
+  /** The process-wide budget admitSampleRate applies (0: unlimited, the default). */
+  setResamplerBudget(designsPerSecond: number, maxRates: number): void;
   /** Replaces the process image with `argv[0]` run on `argv` (same pid and environment); throws only on failure (EXEC_FAILED). */
   reexec(argv: string[]): never;
   /** Ends the process at once with `code`, worker threads and all (see src/cluster/primary.ts). */

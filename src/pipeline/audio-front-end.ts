@@ -3,7 +3,7 @@
 // Decode jobs go through the shared DecodeBatcher, which runs many streams' bytes as one job, so
 // a loaded server runs fewer, larger jobs; only the end-of-stream flush is a job of its own.
 import { addon, type AudioChunk, type NativeAudioStream, type NativeFormat } from '../native/binding.js';
-import { TaskFailure, toTaskFailure } from '../tasks.js';
+import { settle, TaskFailure, toTaskFailure } from '../tasks.js';
 import type { StreamTrace } from '../tracing.js';
 import type { DecodeBatcher, DecodeClient } from './decode-batcher.js';
 
@@ -37,6 +37,13 @@ export class AudioFrontEnd {
     private readonly trace: StreamTrace,
   ) {
     this.stream = new addon.AudioStream(format);
+    // A rate whose filter bank is not cached yet gets it designed on a worker (milliseconds): the
+    // stream's first decode waits for it, like behind a decode job in flight.
+    const ready = this.stream.prepare();
+    if (ready) {
+      this.inFlight = true;
+      settle('audio_decoding', ready, () => this.prepared(), (failure) => this.failed(failure));
+    }
     this.bytesPerSecond = format.sampleRate * format.channels * (format.bitDepth / 8);
     this.client = {
       stream: this.stream,
@@ -124,6 +131,11 @@ export class AudioFrontEnd {
     if (this.closed) return;
     this.deliver(chunk);
     this.pump();
+  }
+
+  private prepared(): void {
+    this.inFlight = false;
+    this.pump(); // audio that arrived meanwhile (or an idle waiter)
   }
 
   private failed(failure: TaskFailure): void {
