@@ -9,7 +9,9 @@
 //   2. drafts: every utterance's prefixes each 0.5 s then the whole (its interims and final),
 //      decoded from scratch and with the previous answer's tokens as the draft: CPU seconds of
 //      all points and of the finals alone, and the points whose text differs;
-//   3. Moonshine base beside tiny: word errors and CPU (real-time factor), single and batched.
+//   3. Moonshine base beside tiny: word errors and CPU (real-time factor), single and batched;
+//   4. the int8 derivation of each (models/derive-int8.mjs, what MODEL_WEIGHTS=auto serves on a
+//      CPU with VNNI) against the package's weights: CPU and the words that differ.
 // CPU time (the harness's own, std::clock) rather than wall time, which other processes on
 // these shared cores would colour.
 import { execFileSync } from 'node:child_process';
@@ -35,11 +37,11 @@ interface DraftRun { cpu_seconds: number; points: number; differing: number; dif
 const dir = mkdtempSync(path.join(os.tmpdir(), 'engine-bench-'));
 const audioFile = path.join(dir, 'speech.f32');
 writeFileSync(audioFile, new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength));
-function runOn<T>(model: string, ...mode: string[]): T {
-  const out = execFileSync(harness, [path.join(ROOT, 'models', model), audioFile, ...spans, '--', ...mode], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+function runOn<T>(model: string, weights: 'int8' | 'package', ...mode: string[]): T {
+  const out = execFileSync(harness, [path.join(ROOT, 'models', model), audioFile, ...spans, '--', ...mode], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, WEIGHTS: weights } });
   return JSON.parse(out) as T;
 }
-const run = <T>(...mode: string[]): T => runOn<T>('moonshine-tiny', ...mode);
+const run = <T>(...mode: string[]): T => runOn<T>('moonshine-tiny', 'package', ...mode);
 
 const errors = (texts: string[]): number => texts.reduce((n, t, i) => n + wordErrors(normalise(utterances[i]!.text), normalise(t)), 0);
 const fmt = (x: number, d = 3): string => x.toFixed(d);
@@ -73,8 +75,8 @@ try {
   for (const d of drafts.differences) console.log(`  ${d.final ? 'final' : 'interim'}: "${d.scratch}" | with draft: "${d.draft}"`);
   // Moonshine base (MODEL=moonshine-base) beside tiny: words and compute, single and batched.
   const audioSeconds = spans.reduce((n, span) => { const [a, b] = span.split(':').map(Number); return n + (b! - a!) / 16000; }, 0);
-  const base = runOn<BatchRun>('moonshine-base', 'single');
-  const baseBatch = runOn<BatchRun>('moonshine-base', 'batch', '16', '32000');
+  const base = runOn<BatchRun>('moonshine-base', 'package', 'single');
+  const baseBatch = runOn<BatchRun>('moonshine-base', 'package', 'batch', '16', '32000');
   const baseErrors = errors(base.utterances.map((u) => u.text));
   summary['ratio_cpu_base_vs_tiny_single'] = Number((base.cpu_seconds / peerCpu).toFixed(2));
   summary['ratio_cpu_base_single_vs_batch'] = Number((base.cpu_seconds / baseBatch.cpu_seconds).toFixed(2));
@@ -83,6 +85,21 @@ try {
   summary['base_rtf_single'] = Number((base.cpu_seconds / audioSeconds).toFixed(4));
   summary['tiny_rtf_single'] = Number((peerCpu / audioSeconds).toFixed(4));
   console.log(`moonshine-base: ${baseErrors}/${referenceWords} word errors (tiny ${singleErrors}), CPU ${fmt(base.cpu_seconds)} s single (RTF ${fmt(base.cpu_seconds / audioSeconds, 4)}; tiny ${fmt(peerCpu / audioSeconds, 4)}), ${fmt(baseBatch.cpu_seconds)} s batched`);
+  // The int8 derivation against the package's weights, single and batched, tiny and base.
+  for (const [model, packageSingle, packageBatch] of [['moonshine-tiny', singles[0]!, batches.find((b) => b.rows === 16 && b.pad === 32000)?.out], ['moonshine-base', base, baseBatch]] as const) {
+    const single = runOn<BatchRun>(model, 'int8', 'single');
+    const batch = runOn<BatchRun>(model, 'int8', 'batch', '16', '32000');
+    const name = model.replace('moonshine-', '');
+    const packageTexts = packageSingle.utterances.map((u) => u.text);
+    const differing = single.utterances.reduce((n, u, i) => n + wordErrors(normalise(packageTexts[i]!), normalise(u.text)), 0);
+    const packageCpu = model === 'moonshine-tiny' ? peerCpu : packageSingle.cpu_seconds;
+    summary[`ratio_cpu_${name}_package_vs_int8_single`] = Number((packageCpu / single.cpu_seconds).toFixed(2));
+    if (packageBatch) summary[`ratio_cpu_${name}_package_vs_int8_batch`] = Number((packageBatch.cpu_seconds / batch.cpu_seconds).toFixed(2));
+    summary[`${name}_int8_word_errors`] = errors(single.utterances.map((u) => u.text));
+    summary[`${name}_int8_words_differing_from_package`] = differing;
+    summary[`${name}_int8_rtf_single`] = Number((single.cpu_seconds / audioSeconds).toFixed(4));
+    console.log(`${model} int8 weights: CPU ${fmt(single.cpu_seconds)} s single (${fmt(packageCpu / single.cpu_seconds, 2)}x less than the package's), ${fmt(batch.cpu_seconds)} s batched${packageBatch ? ` (${fmt(packageBatch.cpu_seconds / batch.cpu_seconds, 2)}x)` : ''}; ${errors(single.utterances.map((u) => u.text))}/${referenceWords} word errors, ${differing} words differ from the package's`);
+  }
   summary['single_word_errors'] = singleErrors;
   summary['reference_words'] = referenceWords;
   summary['single_cpu_seconds'] = Number(peerCpu.toFixed(3));

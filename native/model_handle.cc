@@ -41,11 +41,12 @@ StubOptions ParseStubOptions(const Napi::Value& value) {
 class LoadJob final : public Job {
  public:
   // `dir` empty: the stub model with `stub` options; else Moonshine from that folder.
-  LoadJob(StubOptions stub, std::string dir) : stub_(stub), dir_(std::move(dir)) {}
+  LoadJob(StubOptions stub, std::string dir, MoonshineWeights weights)
+      : stub_(stub), dir_(std::move(dir)), weights_(weights) {}
   void Execute() override {
     model_ = LoadedModels().GetOrLoad(Key(), [this]() -> std::shared_ptr<Model> {
       if (dir_.empty()) return std::make_shared<StubModel>(stub_);
-      return std::make_shared<MoonshineModel>(dir_);
+      return std::make_shared<MoonshineModel>(dir_, weights_);
     });
   }
   Napi::Value Result(Napi::Env env) override {
@@ -55,7 +56,7 @@ class LoadJob final : public Job {
  private:
   // Same files (or the same stub options): the same model.
   std::string Key() const {
-    if (!dir_.empty()) return "moonshine:" + dir_;
+    if (!dir_.empty()) return std::string("moonshine:") + (weights_ == MoonshineWeights::kInt8 ? "int8:" : "") + dir_;
     return "stub:" + std::to_string(stub_.delay_ms) + "," + std::to_string(stub_.constant_factor) + "," +
            std::to_string(stub_.jitter) + "," + std::to_string(stub_.failure_rate) + "," +
            std::to_string(stub_.panic_rate) + "," + std::to_string(stub_.warmup_penalty_ms) + "," +
@@ -64,6 +65,7 @@ class LoadJob final : public Job {
 
   StubOptions stub_;
   std::string dir_;
+  MoonshineWeights weights_;
   std::shared_ptr<Model> model_;
 };
 
@@ -134,7 +136,8 @@ std::size_t LoadedModelCount() { return LoadedModels().Live(); }
 Napi::Function ModelHandle::Define(Napi::Env env) {
   return DefineClass(env, "Model", {InstanceMethod<&ModelHandle::Run>("run"),
                                     InstanceMethod<&ModelHandle::RunBatch>("runBatch"),
-                                    InstanceAccessor<&ModelHandle::MaxPadSamples>("maxPadSamples")});
+                                    InstanceAccessor<&ModelHandle::MaxPadSamples>("maxPadSamples"),
+                                    InstanceAccessor<&ModelHandle::Weights>("weights")});
 }
 
 ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
@@ -156,6 +159,10 @@ Napi::Value ModelHandle::Run(const Napi::CallbackInfo& info) {
 
 Napi::Value ModelHandle::MaxPadSamples(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(model_->MaxPadSamples()));
+}
+
+Napi::Value ModelHandle::Weights(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), model_->Weights());
 }
 
 Napi::Value ModelHandle::RunBatch(const Napi::CallbackInfo& info) {
@@ -198,15 +205,21 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   const Napi::Value kind = spec.Get("kind");
   const std::string name = kind.IsString() ? kind.As<Napi::String>().Utf8Value() : "";
   std::string dir;
+  MoonshineWeights weights = MoonshineWeights::kPackage;
   if (name == "moonshine") {
     const Napi::Value d = spec.Get("dir");
     if (!d.IsString()) ThrowCoded(env, "INVALID_ARGUMENT", "a moonshine spec needs its model folder, dir");
     dir = d.As<Napi::String>().Utf8Value();
+    const Napi::Value w = spec.Get("weights");
+    const std::string asked = w.IsString() ? w.As<Napi::String>().Utf8Value() : "";
+    if (asked == "auto") weights = BestMoonshineWeights();
+    else if (asked == "int8") weights = MoonshineWeights::kInt8;
+    else if (asked != "package") ThrowCoded(env, "INVALID_ARGUMENT", "a moonshine spec's weights are auto, int8 or package");
   } else if (name != "stub") {
     ThrowCoded(env, "UNKNOWN_MODEL", "unknown model kind: " + name);
   }
   return Submit(env, task.state(), info[0].As<Napi::Object>(),
-                std::make_unique<LoadJob>(ParseStubOptions(spec.Get("stub")), std::move(dir)));
+                std::make_unique<LoadJob>(ParseStubOptions(spec.Get("stub")), std::move(dir), weights));
 }
 
 }  // namespace speech

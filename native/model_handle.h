@@ -26,6 +26,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   Napi::Value Run(const Napi::CallbackInfo& info);
   Napi::Value RunBatch(const Napi::CallbackInfo& info);
   Napi::Value MaxPadSamples(const Napi::CallbackInfo& info);
+  Napi::Value Weights(const Napi::CallbackInfo& info);
   std::shared_ptr<Model> model_;
 };
 

@@ -30,7 +30,7 @@ async function checkedDir(config: Config, name: string): Promise<string> {
 
 export async function loadSpeechModel(config: Config, task: Task): Promise<NativeModel> {
   if (config.model === 'stub') return addon.loadModel(task.native, { kind: 'stub', stub: config.stub });
-  return addon.loadModel(task.native, { kind: 'moonshine', dir: await checkedDir(config, config.model) });
+  return addon.loadModel(task.native, { kind: 'moonshine', dir: await checkedDir(config, config.model), weights: config.modelWeights });
 }
 
 export async function loadVad(config: Config, task: Task): Promise<NativeVad> {

@@ -87,7 +87,7 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
       config.model === 'stub' ? undefined : model.run(loader.native, noise),
       vad.process(loader.native, [new addon.VadChannel()], [noise]),
     ]);
-    log.info('models loaded', { model: config.model, onnxruntime, load_ms: Math.round(loaded - started), warm_ms: Math.round(performance.now() - loaded) });
+    log.info('models loaded', { model: config.model, weights: model.weights, onnxruntime, load_ms: Math.round(loaded - started), warm_ms: Math.round(performance.now() - loaded) });
     // The threadpool is the process's: each worker thread gets its share of the job slots.
     const slots = Math.max(1, Math.floor(config.threads / 2 / workers));
     const batcher = new VadBatcher(vad, metrics, slots);

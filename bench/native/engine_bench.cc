@@ -9,7 +9,8 @@
 //                     final), as the segmented route's interims would ask: once from scratch, once
 //                     with the previous answer's ids as the draft
 //
-// Usage: engine_bench MODEL_DIR AUDIO.f32 START:END... -- MODE ARGS...
+// Usage: [WEIGHTS=int8] engine_bench MODEL_DIR AUDIO.f32 START:END... -- MODE ARGS...
+// (WEIGHTS=int8: the folder's int8 derivation, as MODEL_WEIGHTS=auto serves on a VNNI CPU)
 // (AUDIO: raw float32 16 kHz mono; START:END in samples). Prints one JSON object: wall and CPU
 // seconds, and per utterance the ids and text (for interims: the points where the texts with and
 // without the draft differ).
@@ -71,7 +72,9 @@ int main(int argc, char** argv) {
   if (arg + 1 >= argc) return 2;
   const std::string mode = argv[arg + 1];
 
-  speech::MoonshineModel model(argv[1]);
+  const char* weights = std::getenv("WEIGHTS");
+  speech::MoonshineModel model(argv[1], weights && std::strcmp(weights, "int8") == 0 ? speech::MoonshineWeights::kInt8
+                                                                                    : speech::MoonshineWeights::kPackage);
   // Warm-up: ORT sizes its arenas and picks kernels on the first runs.
   model.TranscribeBatch({{audio.data() + spans[0].start, spans[0].end - spans[0].start, {}}}, {});
 

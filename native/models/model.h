@@ -45,6 +45,8 @@ class Model {
   // How much (in samples) the utterances of one RunBatch may differ in length and still be
   // computed together; 0: any (the default, item by item, has no such bound).
   virtual std::size_t MaxPadSamples() const { return 0; }
+  // Which weights it runs on, for logs: "stub", "package" (as published), "int8" (derived).
+  virtual const char* Weights() const { return "stub"; }
   // Many utterances in one job, answers in order. By default one Run each, an item's exception
   // failing that item alone; a model that can batch its computation overrides this.
   virtual std::vector<ModelResult> RunBatch(const std::vector<ModelInput>& inputs) {

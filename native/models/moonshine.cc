@@ -74,11 +74,21 @@ std::string PresentName(int layer, int kind) {
 
 }  // namespace
 
-MoonshineModel::MoonshineModel(const std::string& dir)
-    : memory_(Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault)),
+MoonshineWeights BestMoonshineWeights() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni")) return MoonshineWeights::kInt8;
+#endif
+  return MoonshineWeights::kPackage;
+}
+
+MoonshineModel::MoonshineModel(const std::string& dir, MoonshineWeights weights)
+    : weights_(weights),
+      memory_(Ort::MemoryInfo::CreateCpu(OrtDeviceAllocator, OrtMemTypeDefault)),
       vocabulary_(JoinPath(dir, "vocab.txt")) {
-  const std::string encoder_path = JoinPath(dir, "encoder_model.onnx");
-  const std::string decoder_path = JoinPath(dir, "decoder_model_merged.onnx");
+  const bool int8 = weights == MoonshineWeights::kInt8;
+  const std::string encoder_path = JoinPath(dir, int8 ? "encoder_model.int8.onnx" : "encoder_model.onnx");
+  const std::string decoder_path = JoinPath(dir, int8 ? "decoder_model_merged.int8.onnx" : "decoder_model_merged.onnx");
   encoder_ = LoadSession(encoder_path);
   decoder_ = LoadSession(decoder_path);
 

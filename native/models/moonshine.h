@@ -45,6 +45,14 @@ struct MoonshineBatchOptions {
   std::size_t max_pad_samples = 32000;
 };
 
+// Which files a MoonshineModel loads: the package's, or the int8 derivation installed beside
+// them (models/derive-int8.mjs: signed weights and an int8 output projection; about 1.5x less
+// CPU, the same words but for near-ties of the logits).
+enum class MoonshineWeights { kPackage, kInt8 };
+// kInt8 where this CPU multiplies uint8 by int8 exactly (VNNI: ORT's integer kernel without it
+// may saturate), else kPackage.
+MoonshineWeights BestMoonshineWeights();
+
 class MoonshineModel final : public Model {
  public:
   static constexpr int kSampleRate = 16000;
@@ -61,9 +69,10 @@ class MoonshineModel final : public Model {
   // The decoder stops at EOS or after ceil(seconds * kTokensPerSecond) tokens.
   static constexpr double kTokensPerSecond = 6.0;
 
-  // `dir` holds encoder_model.onnx, decoder_model_merged.onnx and vocab.txt. Loads both sessions
-  // (one intra-op thread each). Throws JobError("MODEL_LOAD", message naming the file).
-  explicit MoonshineModel(const std::string& dir);
+  // `dir` holds encoder_model.onnx, decoder_model_merged.onnx and vocab.txt (and, for kInt8,
+  // their .int8.onnx derivations). Loads both sessions (one intra-op thread each). Throws
+  // JobError("MODEL_LOAD", message naming the file).
+  explicit MoonshineModel(const std::string& dir, MoonshineWeights weights = MoonshineWeights::kPackage);
 
   // Thread-safe: any number of threads may run concurrently on one model (the sessions are
   // shared; all per-call state is local). Any length is accepted (see kMaxChunkSamples). Throws
@@ -73,6 +82,7 @@ class MoonshineModel final : public Model {
   // failure of ONNX Runtime fails every item.
   std::vector<ModelResult> RunBatch(const std::vector<ModelInput>& inputs) override;
   std::size_t MaxPadSamples() const override { return MoonshineBatchOptions{}.max_pad_samples; }
+  const char* Weights() const override { return weights_ == MoonshineWeights::kInt8 ? "int8" : "package"; }
   MoonshineTranscript Transcribe(const float* samples, std::size_t count);
   // Transcribes every request; results in the order given. Same thread-safety as Run.
   std::vector<MoonshineTranscript> TranscribeBatch(const std::vector<MoonshineRequest>& requests,
@@ -94,6 +104,7 @@ class MoonshineModel final : public Model {
   // One lock-step group: `hidden` is its encoder states [rows, frames, dim].
   void DecodeGroup(std::vector<Row*>& rows, Ort::Value hidden);
 
+  MoonshineWeights weights_;
   Ort::MemoryInfo memory_;
   Ort::Session encoder_{nullptr};
   Ort::Session decoder_{nullptr};

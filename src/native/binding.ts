@@ -88,7 +88,10 @@ export interface StubOptions {
   seed: number;
 }
 
-export type ModelSpec = { kind: 'stub'; stub: StubOptions } | { kind: 'moonshine'; dir: string };
+/** Moonshine's weights: as the package publishes them, or the int8 derivation installed beside
+ *  them (models/derive-int8.mjs); auto: int8 where the CPU has VNNI (exact there), else package. */
+export type MoonshineWeights = 'auto' | 'int8' | 'package';
+export type ModelSpec = { kind: 'stub'; stub: StubOptions } | { kind: 'moonshine'; dir: string; weights: MoonshineWeights };
 
 export interface ModelOutput extends JobTiming {
   count?: number;
@@ -115,6 +118,8 @@ export interface NativeModel {
   /** How much (16 kHz samples) the utterances of one runBatch may differ in length and still be
    *  decoded together (Moonshine pads each with silence to the longest); 0: any. */
   readonly maxPadSamples: number;
+  /** The weights it runs on: 'int8' or 'package' (Moonshine), 'stub'. */
+  readonly weights: 'int8' | 'package' | 'stub';
   /** `samples` (16 kHz) are borrowed until the promise settles. */
   run(task: NativeTask, samples: Float32Array): Promise<ModelOutput>;
   /** One job for many utterances (Moonshine decodes them together); drafts[i]: tokens item i

@@ -6,6 +6,7 @@
 // other rows (and a many-token call with its length), which can tip near-ties (punctuation).
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { addon, isNativeError, type ModelItem, type NativeModel } from '../../src/native/binding.js';
 import { PROJECT_ROOT } from '../../src/paths.js';
@@ -21,7 +22,7 @@ let task: Task;
 let model: NativeModel;
 before(async () => {
   task = new Task('inference');
-  model = await addon.loadModel(task.native, { kind: 'moonshine', dir: path.join(PROJECT_ROOT, 'models/moonshine-tiny') });
+  model = await addon.loadModel(task.native, { kind: 'moonshine', dir: path.join(PROJECT_ROOT, 'models/moonshine-tiny'), weights: 'auto' });
 });
 after(() => task.close());
 
@@ -111,7 +112,7 @@ describe('inference engine (native, real speech)', () => {
   });
 
   it('Moonshine base (8 decoder layers, its geometry read from the model) batches the same way, within its WER bound', async (t: TestContext) => {
-    const base = await addon.loadModel(task.native, { kind: 'moonshine', dir: path.join(PROJECT_ROOT, 'models/moonshine-base') });
+    const base = await addon.loadModel(task.native, { kind: 'moonshine', dir: path.join(PROJECT_ROOT, 'models/moonshine-base'), weights: 'auto' });
     const alone: string[] = [];
     for (const clip of clips) alone.push(...texts((await base.runBatch(task.native, [clip], [undefined])).items));
     const batched = texts((await base.runBatch(task.native, clips, clips.map(() => undefined))).items);
@@ -120,6 +121,21 @@ describe('inference engine (native, real speech)', () => {
     t.diagnostic(`base: ${errors} word errors alone (tiny: ${errorsAgainstReference(single)}), ${differing} words differ batched`);
     assert.ok(errors <= errorsAgainstReference(single) + 2, `base made ${errors} word errors`);
     assert.ok(differing <= 1, `${differing} words differ batched`);
+  });
+
+  it('the int8 derivation (signed weights, int8 output projection) gives the package\'s words, and auto serves it where the CPU has VNNI', async (t: TestContext) => {
+    const int8 = await addon.loadModel(task.native, { kind: 'moonshine', dir: path.join(PROJECT_ROOT, 'models/moonshine-tiny'), weights: 'int8' });
+    const published = await addon.loadModel(task.native, { kind: 'moonshine', dir: path.join(PROJECT_ROOT, 'models/moonshine-tiny'), weights: 'package' });
+    assert.equal(int8.weights, 'int8');
+    assert.equal(published.weights, 'package');
+    const vnni = /\b(avx512_vnni|avx_vnni)\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    assert.equal(model.weights, vnni ? 'int8' : 'package', 'auto follows the CPU');
+    const a = texts((await int8.runBatch(task.native, clips, clips.map(() => undefined))).items);
+    const b = texts((await published.runBatch(task.native, clips, clips.map(() => undefined))).items);
+    const differing = a.reduce((n, x, i) => n + wordErrors(normalise(b[i]!), normalise(x)), 0);
+    t.diagnostic(`int8: ${differing} words differ from the package's weights; ${errorsAgainstReference(a)} errors against the reference (package: ${errorsAgainstReference(b)})`);
+    assert.ok(differing <= 1, `${differing} words differ`);
+    assert.ok(errorsAgainstReference(a) <= errorsAgainstReference(b) + 1, 'the WER does not rise by more than one word');
   });
 
   it('refuses malformed batches synchronously with INVALID_ARGUMENT', () => {

@@ -18,6 +18,7 @@ describe('model files at start-up', () => {
     [(dir: string) => unlinkSync(path.join(dir, 'moonshine-tiny/decoder_model_merged.onnx')), /moonshine-tiny\/decoder_model_merged\.onnx is missing/],
     [(dir: string) => truncateSync(path.join(dir, 'moonshine-tiny/encoder_model.onnx'), 1000), /moonshine-tiny\/encoder_model\.onnx has 1000 bytes, expected 7937661/],
     [(dir: string) => unlinkSync(path.join(dir, 'silero-vad/silero_vad.onnx')), /silero-vad\/silero_vad\.onnx is missing/],
+    [(dir: string) => unlinkSync(path.join(dir, 'moonshine-tiny/decoder_model_merged.int8.onnx')), /moonshine-tiny\/decoder_model_merged\.int8\.onnx is missing/],
   ] as const) {
     it(`refuses to start, exit 1, naming the file: ${expected.source}`, async () => {
       const dir = copyOfModels();
