@@ -156,7 +156,11 @@ Napi::Value AudioStream::Prepare(const Napi::CallbackInfo& info) {
 Napi::Value AudioStream::Close(const Napi::CallbackInfo& info) {
   closed_ = true;
   task_.Close();
-  ReportResamplerMemory(info.Env());  // the last stream at a rate may free its bank later (GC)
+  // Its resamplers release their filter banks now rather than at GC (the last stream at an
+  // uncommon rate frees that rate's place in MAX_SAMPLE_RATES). A job in flight still uses the
+  // state: it then goes with the object.
+  if (!task_.busy()) state_.reset();
+  ReportResamplerMemory(info.Env());
   return info.Env().Undefined();
 }
 

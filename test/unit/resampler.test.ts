@@ -204,3 +204,82 @@ describe('resampler quality', () => {
     assert.deepEqual(runs[1], runs[0]);
   });
 });
+
+// --- Filter design: off the JS thread, within a budget (issue #17 item 3) ----------------------
+
+describe('resampler filter design', () => {
+  const format = (sampleRate: number) => ({ encoding: 'pcm' as const, channels: 2, sampleRate, bitDepth: 16, isFloat: false });
+  const stats = () => addon.snapshot().resampler;
+
+  it('designs a new rate\'s filter bank in a worker job, never in the constructor on the JS thread', async () => {
+    const before = stats();
+    const stream = new addon.AudioStream(format(191_997)); // a rate no other test uses
+    assert.equal(stats().designs, before.designs, 'the constructor designs nothing');
+    const ready = stream.prepare();
+    assert.notEqual(ready, null, 'an uncached rate needs a design');
+    assert.throws(() => stream.push(new Uint8Array(4)), { code: 'BUSY' }, 'the stream is busy while it is designed');
+    await ready;
+    const after = stats();
+    assert.equal(after.designs, before.designs + 1, 'one design for both channels');
+    assert.equal(after.designsOnJsThread, 0);
+    assert.ok(after.tableBytes - before.tableBytes > 500_000, `bank bytes reported: ${after.tableBytes - before.tableBytes}`);
+    assert.equal(stream.prepare(), null, 'nothing left to design');
+    for (const rate of [191_997, 16_000]) {
+      const other = new addon.AudioStream(format(rate));
+      assert.equal(other.prepare(), null, `${rate}: cached, or 16 kHz, needs none`);
+      other.close();
+    }
+    stream.close();
+  });
+
+  it('gives the same output whether prepared or designed by the first push', async () => {
+    const input = sine(1234, 44_101, 0.3);
+    const prepared = new addon.AudioStream({ encoding: 'pcm', channels: 1, sampleRate: 44_101, bitDepth: 32, isFloat: true });
+    await prepared.prepare();
+    const parts = [(await prepared.push(toF32(input))).channels[0]!, (await prepared.flush()).channels[0]!];
+    prepared.close();
+    const designs = stats().designs;
+    const lazy = await resample(input, 8_001); // an uncached rate designed inside the push job
+    assert.equal(stats().designs, designs + 1);
+    assert.equal(stats().designsOnJsThread, 0);
+    assert.ok(lazy.length > 0);
+    assert.deepEqual(concat(parts), await resample(input, 44_101));
+  });
+
+  it('admits uncached uncommon rates within the designs-per-second budget; common and cached rates always', () => {
+    addon.setResamplerBudget(2, 0);
+    try {
+      const refusedBefore = stats().refused;
+      assert.equal(addon.admitSampleRate(100_001), null);
+      assert.equal(addon.admitSampleRate(100_002), null);
+      assert.equal(addon.admitSampleRate(100_003), 'designs', 'the burst of 2 is spent');
+      for (const rate of [8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000, 96000, 191_999]) {
+        assert.equal(addon.admitSampleRate(rate), null, `${rate} is common or cached`);
+      }
+      assert.equal(stats().refused, refusedBefore + 1);
+    } finally {
+      addon.setResamplerBudget(0, 0);
+    }
+  });
+
+  it('admits at most MAX_SAMPLE_RATES distinct uncommon rates in use; a closed stream frees its rate', async () => {
+    // Banks of rates no stream holds stay cached but do not count.
+    const held = [];
+    for (const rate of [120_001, 120_002]) {
+      const s = new addon.AudioStream(format(rate));
+      await s.prepare();
+      held.push(s);
+    }
+    addon.setResamplerBudget(0, 2); // the two held rates fill it (every other test closed its streams)
+    try {
+      assert.equal(addon.admitSampleRate(120_003), 'rates');
+      assert.equal(addon.admitSampleRate(120_001), null, 'a rate in use is cached');
+      assert.equal(addon.admitSampleRate(48_000), null, 'a common rate');
+      held[0]!.close();
+      assert.equal(addon.admitSampleRate(120_003), null, 'the closed stream released its bank');
+    } finally {
+      addon.setResamplerBudget(0, 0);
+      for (const s of held) s.close();
+    }
+  });
+});
