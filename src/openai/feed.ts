@@ -33,6 +33,8 @@ export interface PipelineFeedOptions {
   onEvent: (event: ServerEvent) => void;
   /** The stream cannot go on (a failed decode, OVERLOADED). */
   onFailure: (failure: TaskFailure) => void;
+  /** Interim results (segments with is_final false) while an utterance goes on. */
+  interimResults?: boolean;
 }
 
 /** One stream through the segmented pipeline, written to at any speed, fed at the pipeline's. */
@@ -85,7 +87,7 @@ export class PipelineFeed {
         this.options.onFailure(failure);
         this.progress();
       },
-      stream: { startedAt: performance.now() }, interimResults: false,
+      stream: { startedAt: performance.now() }, interimResults: options.interimResults ?? false,
     });
     deps.metrics.streamStarted(options.route);
     this.metricsEnd = () => deps.metrics.streamEnded(options.route);
