@@ -24,6 +24,7 @@ import type { NativeFormat } from '../native/binding.js';
 import type { ServerEvent } from '../protocol.js';
 import { Task, type TaskFailure } from '../tasks.js';
 import { OpenAiError, statusLine } from './errors.js';
+import { refuseSampleRate } from '../sample-rate-admission.js';
 import { PipelineFeed, type PipelineDeps } from './feed.js';
 import type { OpenAiDeps } from './routes.js';
 import { checkLanguage, checkModel, modelIds } from './transcriptions.js';
@@ -251,6 +252,8 @@ class RealtimeSession {
         if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < 8000 || rate > 192_000) {
           throw new RealtimeError('invalid_value', `audio.input.format.rate must be an integer from 8000 to 192000 Hz; got ${JSON.stringify(rate)}`, 'session.audio.input.format.rate');
         }
+        const refused = rate === this.settings.format.sampleRate ? null : refuseSampleRate(rate);
+        if (refused) throw new RealtimeError('sample_rate_busy', `audio.input.format.rate ${rate} Hz: ${refused}`, 'session.audio.input.format.rate');
         next.format = pcm16(rate);
         next.formatName = 'audio/pcm';
       } else if (f['type'] === 'audio/pcmu' || f['type'] === 'audio/pcma') {

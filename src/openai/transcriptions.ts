@@ -11,6 +11,7 @@ import type { Authenticator } from '../auth.js';
 import { spawn, type Task } from '../tasks.js';
 import { openAudio } from './audio-input.js';
 import { OpenAiError, asOpenAiError, sendError, statusLine } from './errors.js';
+import { refuseSampleRate } from '../sample-rate-admission.js';
 import { transcribe, type PipelineDeps } from './feed.js';
 import { RESPONSE_FORMATS, joinText, render, type ResponseFormat, type Segment } from './formats.js';
 import { boundaryOf, parseMultipart, type Form } from './multipart.js';
@@ -221,6 +222,11 @@ async function handle(deps: HttpDeps, res: HttpResponse, body: Buffer, boundary:
         if (source.seconds !== undefined && source.seconds > config.maxUploadSeconds) {
           source.close();
           throw new OpenAiError(400, `the audio is ${source.seconds.toFixed(1)} s long, over the limit of ${config.maxUploadSeconds} s (MAX_UPLOAD_SECONDS)`, 'file', 'audio_too_long');
+        }
+        const rateRefused = refuseSampleRate(source.format.sampleRate);
+        if (rateRefused) {
+          source.close();
+          throw new OpenAiError(429, `the file's sample rate, ${source.format.sampleRate} Hz: ${rateRefused}`, 'file', 'sample_rate_busy');
         }
         let onSegment: ((s: Segment) => void) | undefined;
         if (request.stream) {

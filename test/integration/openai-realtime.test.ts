@@ -229,6 +229,18 @@ describe('/v1/realtime?intent=transcription (OpenAI Realtime events over ws)', (
     rt.close();
   });
 
+  it('a session switching through new odd sample rates spends the filter-design budget: beyond it sample_rate_busy, the format unchanged', async () => {
+    const rt = await Realtime.open();
+    const rates = Array.from({ length: 8 }, (_, k) => 33_001 + k * 11);
+    for (const rate of rates) rt.send({ type: 'session.update', session: { type: 'transcription', audio: { input: { format: { type: 'audio/pcm', rate } } } } });
+    await rt.until((e) => e.filter((x) => x.type === 'session.updated' || x.type === 'error').length >= rates.length);
+    const busy = rt.of('error').map((e) => e['error'] as Record<string, unknown>).filter((e) => e['code'] === 'sample_rate_busy');
+    assert.ok(busy.length >= 1 && busy.length <= 4, `${busy.length} of 8 refused (MAX_RATE_DESIGNS_PER_SECOND: 4)`);
+    assert.equal(busy[0]!['param'], 'session.audio.input.format.rate');
+    assert.equal(rt.of('session.updated').length, rates.length - busy.length);
+    rt.close();
+  });
+
   it('errors: unknown events, bad fields, other languages and models, binary frames; the session stays usable', async () => {
     const rt = await Realtime.open();
     rt.send({ type: 'response.create' });

@@ -9,7 +9,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import OpenAI, { toFile } from 'openai';
 import { REAL_SPEECH, prompts, scoreWer } from '../helpers/real-speech.js';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { FIXTURES } from '../helpers/wav.js';
+import { FIXTURES, wavFile } from '../helpers/wav.js';
 import { UTTERANCE_A, UTTERANCE_B } from '../helpers/wer.js';
 
 // Measured here (2026-12-01): the real-speech fixture uploaded as WAV, 8 errors in 156 words (0.051).
@@ -221,6 +221,23 @@ describe('errors in OpenAI\'s shape', () => {
     // 20 MiB against a 16 MiB limit: read and dropped to its end, then answered.
     assert.equal(response.status, 413);
     assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'file_too_large');
+  });
+
+  it('uploads at new odd sample rates spend the process-wide filter-design budget: beyond it a 429 sample_rate_busy', async () => {
+    // Half a second of faint noise at each of 8 distinct uncommon rates, all at once: the default
+    // budget designs 4 new rates per second (MAX_RATE_DESIGNS_PER_SECOND).
+    const uploads = Array.from({ length: 8 }, async (_, k) => {
+      const rate = 22_051 + k * 7;
+      const pcm = Buffer.alloc(Math.round(rate / 2) * 2);
+      for (let i = 0; i < pcm.length; i += 2) pcm.writeInt16LE(Math.round((Math.random() - 0.5) * 20), i);
+      const file = await toFile(wavFile(pcm, rate), `odd-${rate}.wav`);
+      return client.audio.transcriptions.create({ file, model: 'whisper-1' }).then(() => null, (e: unknown) => e);
+    });
+    const outcomes = await Promise.all(uploads);
+    const refused = outcomes.filter((e) => e instanceof OpenAI.APIError && e.status === 429 && e.code === 'sample_rate_busy');
+    assert.ok(refused.length >= 1 && refused.length <= 4, `${refused.length} of 8 refused`);
+    assert.equal(outcomes.filter((e) => e !== null).length, refused.length, 'the rest are transcribed');
+    assert.match((refused[0] as InstanceType<typeof OpenAI.APIError>).message, /MAX_RATE_DESIGNS_PER_SECOND/);
   });
 
   it('audio over MAX_UPLOAD_SECONDS is a 400 audio_too_long', async () => {
