@@ -22,11 +22,11 @@
 //
 // Flags: --quick (2 streams, the first two sentences, bursts and spread; the smoke test),
 // --scenario=bursts_off,spread_on,... --server=ours|peer --steps=10,20,... --no-refine.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readWav, wavFile } from '../test/helpers/wav.js';
+import { runLoad, servedWhole } from './load-run.js';
 import { ROOT as root, startServerProcess, type ServerProcess } from './server-process.js';
 import { addToTally, werOf, type WerTally } from './wer.js';
 
@@ -103,18 +103,6 @@ const SERVERS: Server[] = [
 const PEER_KEY = model === 'moonshine-tiny' ? 'sherpa_onnx' : 'tiny';
 
 // ---- one step: the load CLI in its own process ----
-interface Percentiles { count: number; p50: number | null; p99: number | null }
-interface LoadReport {
-  streams_completed: number;
-  final_lag_ms: Percentiles;
-  interim_staleness_ms: Percentiles;
-  errors: Record<string, number>;
-  failures: Record<string, number>;
-  dropped_connections: number;
-  server: { cpu_cores_mean: number | null; rss_bytes_max: number | null };
-  client_cpu_cores: number;
-  transcripts: { stream: number; rotated_s: number; finals: { start_time: number; text: string }[] }[];
-}
 interface Step {
   n: number;
   pass: boolean;
@@ -130,20 +118,12 @@ interface Step {
 }
 
 async function runStep(port: number, scenario: Scenario, n: number): Promise<Step> {
-  const args = ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'load', '--streams', String(n), '--real-time',
-    '--chunk-bytes', String(FRAME_BYTES), '--transcripts', '--wait', '120',
+  const r = await runLoad(port, n, fixture, [
     '--ramp-up', String(scenario.pattern === 'bursts' ? BURST_SECONDS : SPREAD_SECONDS),
     ...(scenario.pattern === 'spread' ? ['--rotate-at', CUTS.join(',')] : []),
     ...(scenario.interim ? ['--interim'] : []),
-    '--url', `ws://127.0.0.1:${port}/api/v1/segmented`, fixture];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  await new Promise((resolve) => child.on('exit', resolve));
-  const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as LoadReport;
-  const failed = Object.values(r.errors).reduce((a, b) => a + b, 0) + Object.values(r.failures).reduce((a, b) => a + b, 0);
-  const pass = failed === 0 && r.dropped_connections === 0 && r.streams_completed === n && r.final_lag_ms.count > 0
-    && r.final_lag_ms.p99 !== null && r.final_lag_ms.p99 <= BOUND_MS;
+  ]);
+  const pass = servedWhole(r, n) && r.final_lag_ms.p99 !== null && r.final_lag_ms.p99 <= BOUND_MS;
   const tally: WerTally = { errors: 0, words: 0 };
   for (const t of r.transcripts) {
     const hyp = [...t.finals].sort((a, b) => a.start_time - b.start_time).map((f) => f.text).join(' ');

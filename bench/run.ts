@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-const BENCHES = ['simple-route', 'resampler', 'decode', 'vad', 'asr', 'engine', 'capacity', 'capacity-base', 'metrics-scrape', 'transport', 'overload', 'tls'] as const;
+const BENCHES = ['simple-route', 'resampler', 'decode', 'vad', 'asr', 'engine', 'capacity', 'capacity-base', 'metrics-scrape', 'transport', 'overload', 'hostile', 'tls'] as const;
 const here = import.meta.dirname;
 const resultsFile = path.join(here, 'RESULTS.md');
 const jsonFile = path.join(here, 'results.json');
