@@ -35,7 +35,7 @@ function connect(t: Tally, use: (ws: WebSocket) => void): Promise<void> {
     ws.on('error', () => { /* counted by its close or response */ });
     ws.on('message', (data, binary) => {
       if (binary) return;
-      const event = JSON.parse(data.toString()) as { type?: string; code?: string };
+      const event = JSON.parse((data as Buffer).toString()) as { type?: string; code?: string };
       if (event.type === 'error' && event.code) count(t, event.code);
     });
     ws.once('open', () => use(ws));

@@ -33,13 +33,13 @@ const pid = server.child.pid!;
 const rssMb = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 /** Samples RSS and health latency until `stop()`: max RSS (MB) and health latencies (ms). */
-function watch(port: number): { stop(): { rssMaxMb: number; health: number[] } } {
+function watch(port: number): { stop(): Promise<{ rssMaxMb: number; health: number[] }> } {
   let rssMax = rssMb();
   const health: number[] = [];
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   let running = true;
   const rssTimer = setInterval(() => { rssMax = Math.max(rssMax, rssMb()); }, 250);
-  void (async () => {
+  const probing = (async () => {
     while (running) {
       const t0 = performance.now();
       await new Promise<void>((resolve) => {
@@ -50,8 +50,9 @@ function watch(port: number): { stop(): { rssMaxMb: number; health: number[] } }
     }
   })();
   return {
-    stop() {
+    async stop() {
       running = false;
+      await probing;
       clearInterval(rssTimer);
       agent.destroy();
       return { rssMaxMb: Math.round(rssMax), health };
@@ -73,7 +74,7 @@ async function phase(attack: boolean): Promise<Phase> {
   }
   const load = await runLoad(server.port, LIVE, fixture, loadArgs);
   const attackResult = attacker ? await attacker : undefined;
-  const { rssMaxMb, health } = w.stop();
+  const { rssMaxMb, health } = await w.stop();
   return { load, rssMaxMb, healthP50: percentile(health, 50), healthP99: percentile(health, 99), attack: attackResult };
 }
 
