@@ -2,6 +2,7 @@
 // start-up with a message naming the setting.
 import { readFileSync } from 'node:fs';
 import { cpuBudget } from './cpu-budget.js';
+import { memoryBudget } from './memory-budget.js';
 import type { StubOptions } from './native/binding.js';
 
 export type ModelName = 'stub' | 'moonshine-tiny' | 'moonshine-base';
@@ -40,6 +41,7 @@ export interface Config {
   streamIdleSeconds: number;
   maxOutboundBytes: number;
   maxBacklogSeconds: number;
+  memoryBudgetBytes: number;
   maxInferenceLagSeconds: number;
   inferenceBatchRows: number;
   idleTimeoutSeconds: number;
@@ -100,6 +102,13 @@ function boolean(raw: string): boolean {
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
   throw new Error('must be true or false');
+}
+
+// 0 (derived), or at least 1 MiB: less would refuse a stream's first frames.
+function budgetBytes(raw: string): number {
+  const n = integer(0, Number.MAX_SAFE_INTEGER)(raw);
+  if (n > 0 && n < 1 << 20) throw new Error('must be 0 (derived from the memory limit) or at least 1048576 (1 MiB)');
+  return n;
 }
 
 // uWebSockets.js aborts the process (not throws) on an idle timeout of 1-7 s or above 960 s.
@@ -277,6 +286,10 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
     help: 'events a client leaves unread; beyond it the client is too slow: SLOW_CONSUMER, close 1008' },
   { key: 'maxBacklogSeconds', env: 'MAX_BACKLOG_SECONDS', default: 30, parse: decimal(0.5, 3600),
     help: 'audio a stream may have waiting for processing before it gets a BACKLOG error and is closed' },
+  // 0: derived once every setting is read (see loadConfig).
+  { key: 'memoryBudgetBytes', env: 'MEMORY_BUDGET_BYTES', default: 0, parse: budgetBytes,
+    shownDefault: 'half the cgroup memory limit, or of physical memory without one',
+    help: 'bytes of audio the whole process may hold waiting (in sessions\' mailboxes, for the decoder and the VAD, across worker threads); a frame that would go over it gets MEMORY_BUDGET, close 1013, and new streams are refused with it above 90 % (0: half the cgroup memory limit, or of physical memory)' },
   { key: 'maxInferenceLagSeconds', env: 'MAX_INFERENCE_LAG_SECONDS', default: 5, parse: decimal(0, 3600),
     help: 'over capacity: once audio waits this long behind real time for the model, the youngest streams are shed (OVERLOADED, close 1013) and new ones refused for 2 s (0: never)' },
   { key: 'inferenceBatchRows', env: 'INFERENCE_BATCH_ROWS', default: 16, parse: integer(1, 64),
@@ -360,6 +373,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): Con
     }
   }
   if (result.threads === 0) result.threads = cpuBudget();
+  if (result.memoryBudgetBytes === 0) result.memoryBudgetBytes = memoryBudget(0);
   if ((result.tlsCertFile === '') !== (result.tlsKeyFile === '')) {
     const [set, unset] = result.tlsCertFile !== '' ? ['TLS_CERT_FILE (--tls-cert-file)', 'TLS_KEY_FILE (--tls-key-file)'] : ['TLS_KEY_FILE (--tls-key-file)', 'TLS_CERT_FILE (--tls-cert-file)'];
     throw new ConfigError(`${set} is set but ${unset} is not: TLS needs both`);

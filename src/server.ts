@@ -10,6 +10,7 @@ import { coalescedScrape } from './metrics/coalesce.js';
 import { Authenticator } from './auth.js';
 import { Admission, PAGE_HEADERS, type Admitted } from './admission.js';
 import { loadSpeechModel, loadVad } from './models.js';
+import { MemoryBudget } from './memory-budget.js';
 import { loadStaticFiles } from './static-files.js';
 import { addon } from './native/binding.js';
 import { RouteTable, listen } from './listener.js';
@@ -71,7 +72,7 @@ interface Loaded {
   deps: Omit<SessionDeps, 'route'>;
 }
 
-async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics, log: Logger): Promise<Loaded> {
+async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics, memory: MemoryBudget, log: Logger): Promise<Loaded> {
   const { shared, worker: index } = place;
   const { workers } = shared;
   const loader = new Task('inference');
@@ -103,7 +104,7 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
       runBatch: (samples, drafts) => model.runBatch(inference.native, samples, drafts),
     });
     metrics.inference = scheduler;
-    return { onnxruntime, deps: { config, model: { scheduler }, decoder, vad: batcher, metrics, log } };
+    return { onnxruntime, deps: { config, model: { scheduler }, decoder, vad: batcher, metrics, log, memory } };
   } finally {
     loader.close();
   }
@@ -111,8 +112,10 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
 
 export async function startServer(config: Config, log: Logger, place: ServerPlace): Promise<Server> {
   const { shared } = place;
+  // Audio waiting, counted for the whole process in shared memory (MEMORY_BUDGET_BYTES).
+  const memory = new MemoryBudget(config.memoryBudgetBytes, shared);
   const metrics = new Metrics({
-    worker: place.worker, shared, processFamilies: place.scrape ? undefined : { threadpoolSize: threadpoolSize(config) },
+    worker: place.worker, shared, memory, processFamilies: place.scrape ? undefined : { threadpoolSize: threadpoolSize(config) },
   });
   const scrape = place.scrape ?? coalescedScrape(() => metrics.scrape(), config.metricsCacheSeconds, metrics.registry);
   onPanic(() => shared.panicked());
@@ -284,7 +287,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
     reload: () => listener.reload(),
     json: () => metrics.json(),
     async ready() {
-      loaded = await loadAndWarm(config, place, metrics, log);
+      loaded = await loadAndWarm(config, place, metrics, memory, log);
       shared.workerReady();
     },
     async drain(graceSeconds) {

@@ -3,6 +3,7 @@
 // restarting `start` always belongs to the stream that follows it.
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import { START_SHARE, heldWeight, type HeldAudio, type MemoryBudget } from './memory-budget.js';
 import type { Metrics } from './metrics/registry.js';
 import { addon } from './native/binding.js';
 import { ArrivalClock } from './pipeline/arrival-clock.js';
@@ -53,6 +54,8 @@ export interface SessionDeps {
   vad: VadBatcher;
   metrics: Metrics;
   log: Logger;
+  /** The process-wide budget of audio waiting (MEMORY_BUDGET_BYTES). */
+  memory: MemoryBudget;
 }
 
 export class Session {
@@ -68,12 +71,17 @@ export class Session {
     bytes: number; // audio received
     lastAudioAt: number;
     ending: boolean; // a limit has ended it; its finish is queued
+    held: HeldAudio; // its pipeline's share of MEMORY_BUDGET_BYTES
   } | undefined;
   private mailbox: Promise<void> = Promise.resolve();
   private queued = 0;
   private queuedBytes = 0;
   /** The latest stream's byte rate: what bounds the bytes waiting in the mailbox. */
   private bytesPerSecond = DEFAULT_BYTES_PER_SECOND;
+  /** What a byte of the latest stream's audio may weigh while it waits (memory-budget.ts). */
+  private weight = heldWeight(DEFAULT_BYTES_PER_SECOND, 1);
+  /** The mailbox's share of MEMORY_BUDGET_BYTES. */
+  private readonly mailboxHeld: HeldAudio;
   private readonly openedAt = performance.now();
   /** Since when the connection has had no stream (START_TIMEOUT_SECONDS). */
   private streamlessSince = performance.now();
@@ -91,6 +99,7 @@ export class Session {
     private readonly deps: SessionDeps,
   ) {
     this.tokens = deps.config.maxMessagesPerSecond * MESSAGE_BURST_SECONDS;
+    this.mailboxHeld = deps.memory.account();
   }
 
   /** A text message's UTF-8 bytes, valid only during this call (it is decoded here). */
@@ -143,6 +152,14 @@ export class Session {
   /** `bytes` must be the session's own copy. */
   onBinary(bytes: Uint8Array): void {
     if (!this.admit()) return;
+    const { memory } = this.deps;
+    if (!memory.fits(bytes.byteLength * this.weight)) {
+      // The process's waiting audio is at its budget: the frame that would take it over is
+      // refused, so that memory stays bounded whatever the number of connections. Under a flood
+      // that is the flooder's: it is the one adding most bytes.
+      this.fatal('MEMORY_BUDGET', `the server holds ${memory.held} bytes of waiting audio, and this frame's ${Math.round(bytes.byteLength * this.weight)} more would pass its limit of ${memory.budget} (MEMORY_BUDGET_BYTES); try again later`, CLOSE_TRY_AGAIN_LATER);
+      return;
+    }
     this.post(() => this.handleAudio(bytes), bytes.byteLength);
   }
 
@@ -189,6 +206,7 @@ export class Session {
   /** The connection is gone (either side closed it). */
   onClose(): void {
     this.closed = true;
+    this.mailboxHeld.release();
     this.endStream(true, { outcome: 'disconnected' });
     for (const wake of this.closeWaiters.splice(0)) wake();
   }
@@ -213,9 +231,16 @@ export class Session {
     }
     this.queued++;
     this.queuedBytes += bytes;
+    // Counted at the weight it has now: the same amount comes off however the format changes.
+    const held = bytes * this.weight;
+    this.mailboxHeld.add(held);
     // `queued` drops only once the op has finished, so nothing overtakes an op still running.
     this.mailbox = this.mailbox
-      .then(() => (this.closed ? undefined : this.running(op)))
+      .then(() => {
+        // Its bytes leave the mailbox for the stream's pipeline (which counts them) as it runs.
+        this.mailboxHeld.add(-held);
+        return this.closed ? undefined : this.running(op);
+      })
       .then(() => { this.queued--; this.queuedBytes -= bytes; });
   }
 
@@ -261,6 +286,11 @@ export class Session {
         // The engine is behind or shedding streams to keep the others real-time: a new stream
         // would make it later for everyone, or be the next shed.
         this.fatal('OVERLOADED', 'the server is over capacity; try again later', CLOSE_TRY_AGAIN_LATER);
+        return;
+      }
+      if (!this.deps.memory.admitsStream()) {
+        // Near the budget, a new stream would only take room the streams already served need.
+        this.fatal('MEMORY_BUDGET', `the server holds over ${Math.round(START_SHARE * 100)} % of its ${this.deps.memory.budget} bytes of waiting audio (MEMORY_BUDGET_BYTES); try again later`, CLOSE_TRY_AGAIN_LATER);
         return;
       }
       const refused = addon.admitSampleRate(request.format.sampleRate);
@@ -332,16 +362,18 @@ export class Session {
       interimResults: route === 'segmented' ? request.interimResults : undefined,
     });
     const stream = { startedAt: performance.now() };
+    const held = this.deps.memory.account();
     this.runner = route === 'segmented'
-      ? new SegmentedRunner({ format, decoder, model, vad, config, metrics, emit, fail, trace, stream, progress: request.progress, interimResults: request.interimResults })
+      ? new SegmentedRunner({ format, decoder, model, vad, config, metrics, emit, fail, trace, stream, held, progress: request.progress, interimResults: request.interimResults })
       : new SimpleRunner({
-        format, decoder, model, metrics, emit, fail, trace, stream, progress: request.progress,
+        format, decoder, model, metrics, emit, fail, trace, stream, held, progress: request.progress,
         windowSeconds: config.simpleWindowSeconds,
         maxBacklogSeconds: config.maxBacklogSeconds,
       });
     // The client's trace_id as sent, and the span's ids when one is recorded.
     const logFields = request.traceId ? { trace_id: request.traceId, ...trace.logFields } : trace.logFields;
     this.bytesPerSecond = format.sampleRate * frameBytes(format);
+    this.weight = heldWeight(this.bytesPerSecond, format.channels);
     this.stream = {
       bytesPerSecond: this.bytesPerSecond,
       frameBytes: frameBytes(format),
@@ -353,6 +385,7 @@ export class Session {
       bytes: 0,
       lastAudioAt: performance.now(),
       ending: false,
+      held,
     };
     metrics.streamStarted(route);
     this.stream.log.debug('stream started', { route, format });
@@ -381,6 +414,8 @@ export class Session {
     this.runner = undefined;
     const stream = this.stream;
     if (stream) {
+      // Its audio is dropped or consumed: none of it waits any more, whatever is still in flight.
+      stream.held.release();
       const audioSeconds = stream.bytes / stream.bytesPerSecond;
       stream.trace.end({ ...end, audioSeconds });
       stream.log.debug('stream ended', { aborted: abort, outcome: end.outcome, audio_seconds: audioSeconds });

@@ -5,12 +5,13 @@
 // same object lives in the one thread.
 
 import { ADDRESS_SLOTS } from '../admission.js';
+import type { HeldCounter } from '../memory-budget.js';
 import { DEFER_MS, type SchedulerShare } from '../pipeline/inference-scheduler.js';
 
 const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, ModelJobs: 4, Count: 5 } as const;
 const TIMES_AT = 24; // after the ints, 8-byte aligned
 
-export class SharedState implements SchedulerShare {
+export class SharedState implements SchedulerShare, HeldCounter {
   private readonly ints: Int32Array;
   // Date.now() of the latest panic in any worker (0: none), for health's "degraded", and of the
   // latest stream shed for overload (0: none): every worker refuses new streams for a while
@@ -21,17 +22,21 @@ export class SharedState implements SchedulerShare {
   // Open connections per client address, hashed into ADDRESS_SLOTS counters (admission.ts), so
   // MAX_CONNECTIONS_PER_ADDRESS holds for the process whichever worker the kernel picked.
   private readonly addresses: Int32Array;
+  // Bytes of audio waiting in the process (memory-budget.ts): 64 bits, as a budget may pass 2 GiB.
+  private readonly heldBytes: BigInt64Array;
 
   readonly buffer: SharedArrayBuffer;
 
   /** A new state, or (`buffer`: the primary's) a worker's view of the process's. */
   constructor(readonly workers: number, buffer?: SharedArrayBuffer) {
     const addressesAt = TIMES_AT + (2 + workers) * 8;
-    this.buffer = buffer ?? new SharedArrayBuffer(addressesAt + ADDRESS_SLOTS * 4);
+    const heldAt = addressesAt + ADDRESS_SLOTS * 4; // 8-byte aligned: both terms are
+    this.buffer = buffer ?? new SharedArrayBuffer(heldAt + 8);
     this.ints = new Int32Array(this.buffer, 0, Slot.Count);
     this.times = new Float64Array(this.buffer, TIMES_AT, 2);
     this.tops = new Float64Array(this.buffer, TIMES_AT + 16, workers);
     this.addresses = new Int32Array(this.buffer, addressesAt, ADDRESS_SLOTS);
+    this.heldBytes = new BigInt64Array(this.buffer, heldAt, 1);
     if (!buffer) this.tops.fill(Infinity);
   }
 
@@ -75,6 +80,15 @@ export class SharedState implements SchedulerShare {
     if (Atomics.add(this.ints, slot, 1) < max) return true;
     Atomics.sub(this.ints, slot, 1);
     return false;
+  }
+
+  addHeld(delta: number): number {
+    const d = BigInt(delta);
+    return Number(Atomics.add(this.heldBytes, 0, d) + d);
+  }
+
+  get held(): number {
+    return Number(Atomics.load(this.heldBytes, 0));
   }
 
   disconnected(): void {

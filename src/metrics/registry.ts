@@ -3,6 +3,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { REFUSAL_REASONS } from '../admission.js';
 import type { SharedState } from '../cluster/shared-state.js';
+import type { MemoryBudget } from '../memory-budget.js';
 import { ERROR_CODES, type ErrorCode } from '../protocol.js';
 import { NativeFamilies } from './native-families.js';
 import { StageHistogram } from './stage-histogram.js';
@@ -52,6 +53,8 @@ export interface MetricsOptions {
   shared: SharedState;
   /** Registers the process families here too: true when one thread serves everything. */
   processFamilies?: { threadpoolSize: number };
+  /** The process-wide budget of audio waiting (MEMORY_BUDGET_BYTES), and this worker's share of it. */
+  memory?: MemoryBudget;
 }
 
 export class Metrics {
@@ -151,6 +154,19 @@ export class Metrics {
     registers: [this.registry],
     collect: () => { this.streamsAdmissible.set(this.admissible()); },
   });
+  private readonly memory: MemoryBudget | undefined;
+  // The same budget in every worker: the aggregate keeps one (max), not their sum.
+  readonly memoryBudget = new Gauge({
+    name: 'memory_budget_bytes', help: 'Bytes of audio the process may hold waiting for processing (MEMORY_BUDGET_BYTES, or half its memory limit)',
+    registers: [this.registry], aggregator: 'max',
+    collect: () => { this.memoryBudget.set(this.memory?.budget ?? 0); },
+  });
+  // Each worker reports what its own streams hold; the aggregate sums them to the process's.
+  readonly memoryHeld = new Gauge({
+    name: 'memory_held_bytes', help: 'Bytes of audio held waiting in the process (session mailboxes, decoder and VAD queues), each byte at its decoded size when larger; summed over worker threads',
+    registers: [this.registry],
+    collect: () => { this.memoryHeld.set(this.memory?.local ?? 0); },
+  });
   private lastUtilization = performance.eventLoopUtilization();
   readonly eventLoopUtilization = new Gauge({
     name: 'eventloop_utilization', help: 'Share of time the event loop was busy since the previous scrape (0-1), by worker thread',
@@ -167,6 +183,7 @@ export class Metrics {
   constructor(options: MetricsOptions) {
     this.worker = String(options.worker);
     this.shared = options.shared;
+    this.memory = options.memory;
     if (options.processFamilies) {
       registerDefaults(this.registry, () => true);
       this.native = new NativeFamilies(this.registry, options.processFamilies.threadpoolSize);

@@ -1,4 +1,5 @@
 // What a route's pipeline offers its session, and what every pipeline is given.
+import type { HeldAudio } from '../memory-budget.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { NativeFormat } from '../native/binding.js';
 import type { ServerEvent } from '../protocol.js';
@@ -23,6 +24,11 @@ export interface RunnerOptions {
   stream: StreamKey;
   /** Emit `progress` events (flow control, src/pipeline/progress.ts). */
   progress?: boolean;
+  /**
+   * The process-wide count of audio waiting (MEMORY_BUDGET_BYTES): the runner keeps it at the
+   * bytes it holds for the decoder and the VAD. The session releases it when the stream ends.
+   */
+  held?: HeldAudio;
 }
 
 export interface Runner {

@@ -2,6 +2,7 @@
 // `inactive` when it ends, then a final `segment` for its audio (with padding). With interim
 // results, the utterance so far is transcribed every INTERIM_INTERVAL_SECONDS of new audio.
 import type { Config } from '../config.js';
+import { HeldAudio, heldWeight } from '../memory-budget.js';
 import { addon, type NativeVadChannel } from '../native/binding.js';
 import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import { AudioFrontEnd } from './audio-front-end.js';
@@ -10,6 +11,7 @@ import { ProgressReporter } from './progress.js';
 import type { Runner, RunnerOptions } from './runner.js';
 import { SpeechDetector, WINDOW, type DetectorOptions, type SpeechEvent } from './speech-detector.js';
 import type { VadBatcher } from './vad-batcher.js';
+import { frameBytes } from '../protocol.js';
 
 export interface SegmentedRunnerOptions extends RunnerOptions {
   // Only `process` is used: an adapter may pass a wrapper that watches the VAD's progress.
@@ -80,6 +82,8 @@ class SegmentedChannel {
   private pending: Float32Array[] = [];
   private pendingSamples = 0;
   private vadInFlight = false;
+  private inFlightSamples = 0; // the VAD request in flight
+
   private finishing = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
@@ -95,6 +99,8 @@ class SegmentedChannel {
     private readonly index: number,
     private readonly options: SegmentedRunnerOptions,
     private readonly progressed: () => void,
+    /** The samples waiting for (or in) the VAD changed: the runner updates its held bytes. */
+    private readonly heldChanged: () => void = () => {},
   ) {
     const { config } = options;
     const detector: DetectorOptions = {
@@ -122,6 +128,11 @@ class SegmentedChannel {
       throw new TaskFailure('BACKLOG', `channel ${this.index}: more than ${this.maxBacklog / SAMPLE_RATE} s of audio is waiting for the VAD`, false);
     }
     this.pump();
+  }
+
+  /** Samples waiting for the VAD or in its request. */
+  get heldSamples(): number {
+    return this.pendingSamples + this.inFlightSamples;
   }
 
   /** Stream samples done: through the VAD, and every final that starts before them sent. */
@@ -171,11 +182,13 @@ class SegmentedChannel {
     // in it) wait for all of it. The rest goes in the next request.
     const audio = this.takeVadRequest();
     this.vadInFlight = true;
+    this.inFlightSamples = audio.length;
     // A VAD batch serves many streams: this stream's span sums how long its requests waited.
     const asked = performance.now();
     settle('vad', this.options.vad.process(this.vadChannel, audio),
       (probs) => {
         this.vadInFlight = false;
+        this.inFlightSamples = 0;
         this.options.trace.vadAnswered((performance.now() - asked) / 1000);
         if (this.closed) return;
         try {
@@ -190,9 +203,11 @@ class SegmentedChannel {
           return;
         }
         this.pump();
+        this.heldChanged();
       },
       (failure) => {
         this.vadInFlight = false;
+        this.inFlightSamples = 0;
         if (!this.closed) this.options.fail(failure);
         this.wake();
       });
@@ -275,21 +290,48 @@ class SegmentedChannel {
 export class SegmentedRunner implements Runner {
   private readonly frontEnd: AudioFrontEnd;
   private readonly channels: SegmentedChannel[] = [];
+  // MEMORY_BUDGET_BYTES: wire bytes pushed and not yet delivered decoded (those in a decode job
+  // included), counted at their heaviest (heldWeight), plus the samples waiting for the VAD.
+  private readonly held: HeldAudio;
+  private readonly bytesPerSecond: number;
+  private readonly weight: number;
+  private wireHeld = 0;
 
   constructor(options: SegmentedRunnerOptions) {
+    const { format } = options;
+    this.held = options.held ?? HeldAudio.none();
+    this.bytesPerSecond = format.sampleRate * frameBytes(format);
+    this.weight = heldWeight(this.bytesPerSecond, format.channels);
     const progress = options.progress
       ? new ProgressReporter(options.emit, () => Math.min(...this.channels.map((c) => c.done)) / SAMPLE_RATE)
       : undefined;
     const progressed = (): void => progress?.check();
-    for (let c = 0; c < options.format.channels; c++) this.channels.push(new SegmentedChannel(c, options, progressed));
-    this.frontEnd = new AudioFrontEnd(options.format, {
-      audio: (chunks) => chunks.forEach((samples, c) => this.channels[c]?.audio(samples)),
+    const heldChanged = (): void => this.account();
+    for (let c = 0; c < format.channels; c++) this.channels.push(new SegmentedChannel(c, options, progressed, heldChanged));
+    this.frontEnd = new AudioFrontEnd(format, {
+      audio: (chunks) => {
+        // A decode job has just delivered: what the front end still holds is what came since.
+        this.wireHeld = Math.round(this.frontEnd.backlogSeconds() * this.bytesPerSecond);
+        try {
+          chunks.forEach((samples, c) => this.channels[c]?.audio(samples));
+        } finally {
+          this.account();
+        }
+      },
       fail: options.fail,
     }, options.decoder, options.config.maxBacklogSeconds, options.trace);
   }
 
   push(bytes: Uint8Array): void {
+    this.wireHeld += bytes.length;
+    this.account();
     this.frontEnd.push(bytes);
+  }
+
+  private account(): void {
+    let samples = 0;
+    for (const c of this.channels) samples += c.heldSamples;
+    this.held.set(this.wireHeld * this.weight + samples * Float32Array.BYTES_PER_ELEMENT);
   }
 
   async finish(): Promise<void> {

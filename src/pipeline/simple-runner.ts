@@ -1,6 +1,8 @@
 // /api/v1/simple: each channel's 16 kHz audio is cut into fixed windows, each window goes to the
 // model, and one segment per window comes back, in order per channel; the last, partial window
 // is sent at stop.
+import { HeldAudio, heldWeight } from '../memory-budget.js';
+import { frameBytes } from '../protocol.js';
 import { AudioFrontEnd } from './audio-front-end.js';
 import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
 import { ProgressReporter } from './progress.js';
@@ -59,9 +61,17 @@ export class SimpleRunner implements Runner {
   private readonly frontEnd: AudioFrontEnd;
   private readonly channels: ModelChannel[] = [];
   private readonly windowers: Windower[] = [];
+  // MEMORY_BUDGET_BYTES: wire bytes pushed and not yet delivered decoded, at their heaviest.
+  private readonly held: HeldAudio;
+  private readonly bytesPerSecond: number;
+  private readonly weight: number;
+  private wireHeld = 0;
 
   constructor(options: SimpleRunnerOptions) {
     const { format, decoder, windowSeconds, maxBacklogSeconds, fail, trace } = options;
+    this.held = options.held ?? HeldAudio.none();
+    this.bytesPerSecond = format.sampleRate * frameBytes(format);
+    this.weight = heldWeight(this.bytesPerSecond, format.channels);
     const windowSamples = Math.max(1, Math.round(windowSeconds * SAMPLE_RATE));
     // A backlog bound smaller than one window would refuse every window.
     const maxModelBacklog = Math.max(maxBacklogSeconds * SAMPLE_RATE, 2 * windowSamples);
@@ -77,6 +87,8 @@ export class SimpleRunner implements Runner {
     }
     this.frontEnd = new AudioFrontEnd(format, {
       audio: (chunks) => {
+        this.wireHeld = Math.round(this.frontEnd.backlogSeconds() * this.bytesPerSecond);
+        this.held.set(this.wireHeld * this.weight);
         chunks.forEach((samples, c) => this.windowers[c]?.append(samples));
         progressed();
       },
@@ -85,6 +97,8 @@ export class SimpleRunner implements Runner {
   }
 
   push(bytes: Uint8Array): void {
+    this.wireHeld += bytes.length;
+    this.held.set(this.wireHeld * this.weight);
     this.frontEnd.push(bytes);
   }
 
