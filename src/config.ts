@@ -289,7 +289,7 @@ const SETTINGS: { [K in keyof Config]: Setting<K> }[keyof Config][] = [
   // 0: derived once every setting is read (see loadConfig).
   { key: 'memoryBudgetBytes', env: 'MEMORY_BUDGET_BYTES', default: 0, parse: budgetBytes,
     shownDefault: 'half the cgroup memory limit, or of physical memory without one',
-    help: 'bytes of audio the whole process may hold waiting (in sessions\' mailboxes, for the decoder and the VAD, across worker threads); a frame that would go over it gets MEMORY_BUDGET, close 1013, and new streams are refused with it above 90 % (0: half the cgroup memory limit, or of physical memory)' },
+    help: 'bytes of audio the whole process may hold waiting (in sessions\' mailboxes, for the decoder and the VAD, across worker threads); a frame that would go over it gets MEMORY_BUDGET, close 1013; above 90 % new streams are refused with it and only connections within their share (the budget over the streams) may add (0: half the cgroup memory limit, or of physical memory)' },
   { key: 'maxInferenceLagSeconds', env: 'MAX_INFERENCE_LAG_SECONDS', default: 5, parse: decimal(0, 3600),
     help: 'over capacity: once audio waits this long behind real time for the model, the youngest streams are shed (OVERLOADED, close 1013) and new ones refused for 2 s (0: never)' },
   { key: 'inferenceBatchRows', env: 'INFERENCE_BATCH_ROWS', default: 16, parse: integer(1, 64),

@@ -9,7 +9,10 @@ import { totalmem } from 'node:os';
 
 /** MEMORY_BUDGET_BYTES=0: audio waiting may take this share of the memory the process may use. */
 export const MEMORY_SHARE = 0.5;
-/** New streams are refused at `start` while the audio held is above this share of the budget. */
+/**
+ * New streams are refused at `start` while the audio held is above this share of the budget, and
+ * beyond it only streams holding at most their fair share (the budget over the streams) may add.
+ */
 export const START_SHARE = 0.9;
 /** Bytes one second of a channel takes once decoded: 16 kHz float32. */
 export const DECODED_BYTES_PER_SECOND = 16_000 * 4;
@@ -45,6 +48,8 @@ export interface HeldCounter {
   /** Adds `delta` (may be negative) to the process's count; returns the new total. */
   addHeld(delta: number): number;
   readonly held: number;
+  /** Streams in the process. */
+  readonly streams: number;
 }
 
 /**
@@ -68,6 +73,17 @@ export class MemoryBudget {
   /** Whether `bytes` more keep the process within the budget. */
   fits(bytes: number): boolean {
     return this.counter.held + bytes <= this.budget;
+  }
+
+  /**
+   * Whether a connection holding `own` bytes may add `bytes`: within the budget, and past
+   * START_SHARE of it only while it holds at most its fair share. A flood is then what meets the
+   * budget, not the live stream whose small frame happens to arrive when it is nearly full.
+   */
+  admits(bytes: number, own: number): boolean {
+    const after = this.counter.held + bytes;
+    if (after > this.budget) return false;
+    return after <= START_SHARE * this.budget || own + bytes <= this.budget / Math.max(1, this.counter.streams);
   }
 
   /** Whether a new stream may start: the process holds at most START_SHARE of the budget. */

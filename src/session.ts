@@ -153,11 +153,13 @@ export class Session {
   onBinary(bytes: Uint8Array): void {
     if (!this.admit()) return;
     const { memory } = this.deps;
-    if (!memory.fits(bytes.byteLength * this.weight)) {
+    const cost = Math.round(bytes.byteLength * this.weight);
+    if (!memory.admits(cost, this.mailboxHeld.held + (this.stream?.held.held ?? 0))) {
       // The process's waiting audio is at its budget: the frame that would take it over is
-      // refused, so that memory stays bounded whatever the number of connections. Under a flood
-      // that is the flooder's: it is the one adding most bytes.
-      this.fatal('MEMORY_BUDGET', `the server holds ${memory.held} bytes of waiting audio, and this frame's ${Math.round(bytes.byteLength * this.weight)} more would pass its limit of ${memory.budget} (MEMORY_BUDGET_BYTES); try again later`, CLOSE_TRY_AGAIN_LATER);
+      // refused, so that memory stays bounded whatever the number of connections; in the last
+      // tenth only from connections holding more than their share, so a flood meets it first.
+      const why = memory.fits(cost) ? `over ${Math.round(START_SHARE * 100)} % of its limit of ${memory.budget}, and this connection holds more than its share` : `and this frame's ${cost} more would pass its limit of ${memory.budget}`;
+      this.fatal('MEMORY_BUDGET', `the server holds ${memory.held} bytes of waiting audio, ${why} (MEMORY_BUDGET_BYTES); try again later`, CLOSE_TRY_AGAIN_LATER);
       return;
     }
     this.post(() => this.handleAudio(bytes), bytes.byteLength);

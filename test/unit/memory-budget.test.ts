@@ -78,6 +78,20 @@ describe('memory budget', () => {
     assert.ok(!budget.admitsStream());
   });
 
+  it('past 90 %, takes frames only from connections holding at most their share (the budget over the streams)', () => {
+    const shared = new SharedState(1);
+    const budget = new MemoryBudget(1000, shared);
+    for (let i = 0; i < 4; i++) shared.streamStarted(); // a share is 250
+    const flood = budget.account();
+    const live = budget.account();
+    flood.set(850);
+    live.set(40);
+    assert.ok(budget.admits(10, flood.held), 'within 90 %: anyone');
+    assert.ok(!budget.admits(20, flood.held), 'into the last tenth: not the flood');
+    assert.ok(budget.admits(20, live.held), 'a live stream within its share may');
+    assert.ok(!budget.admits(111, live.held), 'nobody past the budget');
+  });
+
   it('holds budgets past 2 GiB (64-bit count)', () => {
     const budget = new MemoryBudget(8 * GiB, new SharedState(1));
     const held = budget.account();
