@@ -16,6 +16,7 @@
 #include "decode_batch.h"
 #include "executor.h"
 #include "listen_socket.h"
+#include "memory_release.h"
 #include "model_handle.h"
 #include "ort_env.h"
 #include "stream.h"
@@ -215,6 +216,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("decodeBatch", Napi::Function::New<DecodeBatch>(env, "decodeBatch"));
   exports.Set("loadVad", Napi::Function::New<LoadVad>(env, "loadVad"));
   exports.Set("probeOrt", Napi::Function::New<ProbeOrtJs>(env, "probeOrt"));
+  exports.Set("releaseMemory", Napi::Function::New<ReleaseMemoryJs>(env, "releaseMemory"));
   exports.Set("taskMetricSchema", Napi::Function::New<TaskMetricSchema>(env, "taskMetricSchema"));
   exports.Set("snapshot", Napi::Function::New<Snapshot>(env, "snapshot"));
   exports.Set("panicTotal", Napi::Function::New<PanicTotal>(env, "panicTotal"));

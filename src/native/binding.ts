@@ -207,6 +207,9 @@ export interface Addon {
   admitSampleRate(rate: number): 'designs' | 'rates' | null;
   /** The process-wide budget admitSampleRate applies (0: unlimited, the default). */
   setResamplerBudget(designsPerSecond: number, maxRates: number): void;
+  /** malloc_trim(0) on a threadpool thread: the C heap's free pages back to the OS; resident
+   *  bytes before and after (src/memory-release.ts). */
+  releaseMemory(task: NativeTask): Promise<{ before: number; after: number }>;
   /** Replaces the process image with `argv[0]` run on `argv` (same pid and environment); throws only on failure (EXEC_FAILED). */
   reexec(argv: string[]): never;
   /** Ends the process at once with `code`, worker threads and all (see src/cluster/primary.ts). */
