@@ -5,7 +5,7 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { START_SHARE, heldWeight, type HeldAudio, type MemoryBudget } from './memory-budget.js';
 import type { Metrics } from './metrics/registry.js';
-import { addon } from './native/binding.js';
+import { refuseSampleRate } from './sample-rate-admission.js';
 import { ArrivalClock } from './pipeline/arrival-clock.js';
 import type { SharedModel } from './pipeline/model-channel.js';
 import type { Runner } from './pipeline/runner.js';
@@ -295,13 +295,11 @@ export class Session {
         this.fatal('MEMORY_BUDGET', `the server holds over ${Math.round(START_SHARE * 100)} % of its ${this.deps.memory.budget} bytes of waiting audio (MEMORY_BUDGET_BYTES); try again later`, CLOSE_TRY_AGAIN_LATER);
         return;
       }
-      const refused = addon.admitSampleRate(request.format.sampleRate);
+      // A new uncommon rate costs a filter design (milliseconds of a worker, ~1-2 MB): a client
+      // looping `start` over odd rates gets this instead of buying unbounded design work.
+      const refused = refuseSampleRate(request.format.sampleRate);
       if (refused) {
-        // A new uncommon rate costs a filter design (milliseconds of a worker, ~1-2 MB): a client
-        // looping `start` over odd rates gets this instead of buying unbounded design work.
-        this.error('SAMPLE_RATE_BUSY', refused === 'designs'
-          ? `too many new sample rates are being set up (MAX_RATE_DESIGNS_PER_SECOND); retry shortly, or use a common rate (e.g. 16000, 48000)`
-          : `too many distinct uncommon sample rates are in use (MAX_SAMPLE_RATES); retry later, or use a common rate (e.g. 16000, 48000)`);
+        this.error('SAMPLE_RATE_BUSY', refused);
         return;
       }
       this.startStream(request);
