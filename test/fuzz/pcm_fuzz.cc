@@ -156,16 +156,12 @@ std::size_t FirstDiff(const std::vector<float>& a, const std::vector<float>& b) 
   return i;
 }
 
-// Where the `n` bytes to push start. StreamState::Push(nullptr, 0) with 2+ channels is undefined
-// behaviour (DecodeFrames forms nullptr + c * bytes_per_sample; UBSan: "applying non-zero offset
-// to null pointer", native/pcm.cc Deinterleave). The addon never passes null to Push today
-// (AudioStream::push of an empty Uint8Array, whose data is null, is taken for a flush instead - a
-// separate bug), so by default the pointer is never null; PCM_FUZZ_NULL_EMPTY=1 passes null for
-// every empty push, as the addon would once that bug is fixed.
+// Where the `n` bytes to push start: null for every empty push, as the addon passes an empty
+// Uint8Array's data. (StreamState::Push(nullptr, 0) with 2+ channels was undefined behaviour,
+// nullptr + offset in native/pcm.cc Deinterleave, until it was fixed: issue #8.)
 const std::uint8_t* Bytes(const std::vector<std::uint8_t>& v, std::size_t pos, std::size_t n) {
-  static const bool null_empty = std::getenv("PCM_FUZZ_NULL_EMPTY") != nullptr;
   static const std::uint8_t dummy = 0;
-  if (n == 0 && null_empty) return nullptr;
+  if (n == 0) return nullptr;
   return v.empty() ? &dummy : v.data() + pos;
 }
 
@@ -206,12 +202,9 @@ Channels RunStream(StreamState& st, const std::vector<std::uint8_t>& bytes, std:
     Channels out;  // fresh per push, like the addon's StreamJob
     st.Push(Bytes(bytes, pos, n), n, out);
     pos += n;
-    // A push that only extends an incomplete frame returns no channel vectors at all, so the
-    // addon resolves with `channels: []` (a known bug: StreamState::Push returns before
-    // Resample()); tolerated unless PCM_FUZZ_STRICT is set. Every other push returns one vector
-    // per channel.
-    static const bool strict = std::getenv("PCM_FUZZ_STRICT") != nullptr;
-    CHECK((out.empty() && !strict) || out.size() == total.size(), "push of %zu bytes returned %zu channel vectors, want %zu",
+    // Every push returns one (maybe empty) vector per channel, also one that only extends an
+    // incomplete frame (it used to return none, so the addon resolved with `channels: []`).
+    CHECK(out.size() == total.size(), "push of %zu bytes returned %zu channel vectors, want %zu",
           n, out.size(), total.size());
     for (std::size_t c = 0; c < out.size(); ++c) {
       total[c].insert(total[c].end(), out[c].begin(), out[c].end());

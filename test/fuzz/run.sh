@@ -8,8 +8,6 @@
 #   test/fuzz/run.sh pcm | message         # one of the two
 #   FUZZ_DIR=/tmp/f test/fuzz/run.sh       # keep the build, corpus and artifacts there
 #   <FUZZ_DIR>/pcm_fuzz <crash-file>       # replay one input (prints the failing invariant)
-#   PCM_FUZZ_NULL_EMPTY=1 / PCM_FUZZ_STRICT=1 test/fuzz/run.sh pcm
-#                                          # also flag the two known StreamState bugs (pcm_fuzz.cc)
 #
 # Needs: clang with libFuzzer and the sanitizer runtimes (Debian 12: apt-get install clang-14
 # libclang-rt-14-dev, or `clang` + `libclang-rt-dev`), node and npm ci done (tsx, node-addon-api,
