@@ -1,7 +1,8 @@
-// The hostile-client bench's attackers, in a process of their own (as bench/flood-client.ts), all
-// from 127.0.0.2 so that the per-address limit they run into is not the live streams' (127.0.0.1).
+// The hostile-client bench's attackers, in a process of their own (as bench/flood-client.ts), each
+// kind from an address of its own (127.0.0.2-6; the live streams come from 127.0.0.1), so that one
+// kind filling the per-address cap does not stop the others, as with attackers on many machines.
 // Usage: hostile-client.ts <port> <seconds>. Five kinds at once, each reconnecting when closed:
-//   idle      IDLE sockets that never send `start` (the start timeout and the per-address cap);
+//   idle      IDLE sockets (default 3000, more than the per-address cap) that never send `start` (the start timeout and the per-address cap);
 //   tiny      TINY clients that start a stream and send 1-byte frames as fast as they can (the
 //             message budget, the arrival clock);
 //   rates     one client that starts streams at new odd sample rates, over and over (the filter
@@ -16,7 +17,7 @@ const [port, seconds] = process.argv.slice(2).map(Number) as [number, number];
 const IDLE = Number(process.env['IDLE'] ?? 3000);
 const TINY = Number(process.env['TINY'] ?? 8);
 const SCRAPERS = Number(process.env['SCRAPERS'] ?? 4);
-const FROM = '127.0.0.2';
+const FROM = { idle: '127.0.0.2', tiny: '127.0.0.3', rates: '127.0.0.4', big: '127.0.0.5', scrapes: '127.0.0.6' } as const;
 const url = `ws://127.0.0.1:${port}/api/v1/segmented`;
 const until = performance.now() + seconds * 1000;
 const live = (): boolean => performance.now() < until;
@@ -28,11 +29,13 @@ const count = (t: Tally, key: string): void => { t[key] = (t[key] ?? 0) + 1; };
 const start = (rate: number): string => JSON.stringify({ request: 'start', format: { channels: 1, sample_rate: rate, bit_depth: 16, is_float: false }, interim_results: false, trace_id: null });
 
 /** One connection: `use` drives it while open; resolves when it closed, counting how. */
-function connect(t: Tally, use: (ws: WebSocket) => void): Promise<void> {
+function connect(kind: keyof typeof FROM, use: (ws: WebSocket) => void): Promise<void> {
+  const t = tallies[kind];
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, { localAddress: FROM, generateMask: (mask: Buffer) => { mask.fill(0); } });
-    ws.on('unexpected-response', (_req, res) => { count(t, `http_${res.statusCode}`); res.resume(); });
-    ws.on('error', () => { /* counted by its close or response */ });
+    const ws = new WebSocket(url, { localAddress: FROM[kind], generateMask: (mask: Buffer) => { mask.fill(0); } });
+    // A refused upgrade (429 over the per-address cap) is ours to end: ws emits no close for it.
+    ws.on('unexpected-response', (req, res) => { count(t, `http_${res.statusCode}`); res.resume(); req.destroy(); resolve(); });
+    ws.on('error', () => resolve()); // a failed connect: counted by its response, if any
     ws.on('message', (data, binary) => {
       if (binary) return;
       const event = JSON.parse((data as Buffer).toString()) as { type?: string; code?: string };
@@ -43,19 +46,19 @@ function connect(t: Tally, use: (ws: WebSocket) => void): Promise<void> {
   });
 }
 
-async function loop(t: Tally, use: (ws: WebSocket) => void): Promise<void> {
+async function loop(kind: keyof typeof FROM, use: (ws: WebSocket) => void): Promise<void> {
   while (live()) {
-    await connect(t, use);
+    await connect(kind, use);
     await pause(20);
   }
 }
 
 const attacks: Promise<void>[] = [];
 // Idle sockets: each waits for the server to close it, then comes back.
-for (let i = 0; i < IDLE; i++) attacks.push(loop(tallies.idle, (ws) => { setTimeout(() => ws.terminate(), Math.max(0, until - performance.now())); }));
+for (let i = 0; i < IDLE; i++) attacks.push(loop('idle', (ws) => { setTimeout(() => ws.terminate(), Math.max(0, until - performance.now())); }));
 // Tiny frames as fast as the socket takes them.
 for (let i = 0; i < TINY; i++) {
-  attacks.push(loop(tallies.tiny, (ws) => {
+  attacks.push(loop('tiny', (ws) => {
     ws.send(start(16_000));
     const byte = Buffer.alloc(1);
     const pump = (): void => {
@@ -68,7 +71,7 @@ for (let i = 0; i < TINY; i++) {
 }
 // New odd rates, one `start`/`stop` after another on one connection.
 let rate = 191_999;
-attacks.push(loop(tallies.rates, (ws) => {
+attacks.push(loop('rates', (ws) => {
   const next = (): void => {
     if (ws.readyState !== WebSocket.OPEN || !live()) { if (ws.readyState === WebSocket.OPEN) ws.terminate(); return; }
     ws.send(start(rate--));
@@ -78,12 +81,12 @@ attacks.push(loop(tallies.rates, (ws) => {
   next();
 }));
 // Frames over the payload limit.
-attacks.push(loop(tallies.big, (ws) => {
+attacks.push(loop('big', (ws) => {
   ws.send(start(16_000));
   ws.send(Buffer.alloc((1 << 20) + 1));
 }));
 // Scrapes on kept-alive connections.
-const agent = new http.Agent({ keepAlive: true, localAddress: FROM });
+const agent = new http.Agent({ keepAlive: true, localAddress: FROM.scrapes });
 for (let i = 0; i < SCRAPERS; i++) {
   attacks.push((async () => {
     while (live()) {
