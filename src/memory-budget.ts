@@ -4,7 +4,7 @@
 // VAD) are also counted for the whole process, across worker threads (SharedState), and a frame
 // that would take the process over the budget is refused (MEMORY_BUDGET) before the pod is.
 // The derived default follows cpu-budget.ts: the cgroup's memory limit, else physical memory.
-import { readFileSync } from 'node:fs';
+import { CGROUP_ROOT, readCgroupFile } from './cgroup.js';
 import { totalmem } from 'node:os';
 
 /** MEMORY_BUDGET_BYTES=0: audio waiting may take this share of the memory the process may use. */
@@ -17,23 +17,15 @@ export const START_SHARE = 0.9;
 /** Bytes one second of a channel takes once decoded: 16 kHz float32. */
 export const DECODED_BYTES_PER_SECOND = 16_000 * 4;
 
-function readText(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
 /** The cgroup's memory limit in bytes (v2 `memory.max`, else v1 `memory.limit_in_bytes`), or undefined if none. */
-export function cgroupMemoryLimit(root = '/sys/fs/cgroup'): number | undefined {
-  const v2 = readText(`${root}/memory.max`);
+export function cgroupMemoryLimit(root = CGROUP_ROOT): number | undefined {
+  const v2 = readCgroupFile(root, 'memory.max');
   if (v2 !== undefined) {
     const n = Number(v2);
     return v2 === 'max' || !(n > 0) ? undefined : n;
   }
   // v1 writes "no limit" as a page-rounded 2^63 - 1; min() with physical memory takes care of it.
-  const v1 = Number(readText(`${root}/memory/memory.limit_in_bytes`));
+  const v1 = Number(readCgroupFile(root, 'memory/memory.limit_in_bytes'));
   return v1 > 0 ? v1 : undefined;
 }
 

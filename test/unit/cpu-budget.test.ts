@@ -1,21 +1,12 @@
 // WORKERS=0 means one worker per core the process may use: the CPUs it may run on, capped by a
 // cgroup CPU quota (a container's limit), never below 1.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, it } from 'node:test';
+import { fakeCgroup } from '../helpers/cgroup.js';
 import { cgroupCpuQuota, cpuBudget } from '../../src/cpu-budget.js';
 import { loadConfig, workerCount } from '../../src/config.js';
 
-function cgroup(files: Record<string, string>): string {
-  const root = mkdtempSync(path.join(tmpdir(), 'cgroup-'));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
-    writeFileSync(path.join(root, name), text + '\n');
-  }
-  return root;
-}
+const cgroup = fakeCgroup;
 
 describe('CPU budget', () => {
   it('reads a cgroup v2 quota, and "max" as none', () => {

@@ -2,22 +2,14 @@
 // from the memory the process may use (a cgroup's limit, else physical memory); the count is kept
 // in the workers' shared memory, and every account gives its bytes back.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir, totalmem } from 'node:os';
-import path from 'node:path';
+import { totalmem } from 'node:os';
 import { describe, it } from 'node:test';
+import { fakeCgroup } from '../helpers/cgroup.js';
 import { SharedState } from '../../src/cluster/shared-state.js';
 import { loadConfig } from '../../src/config.js';
 import { MemoryBudget, START_SHARE, cgroupMemoryLimit, heldWeight, memoryBudget } from '../../src/memory-budget.js';
 
-function cgroup(files: Record<string, string>): string {
-  const root = mkdtempSync(path.join(tmpdir(), 'cgroup-'));
-  for (const [name, text] of Object.entries(files)) {
-    mkdirSync(path.dirname(path.join(root, name)), { recursive: true });
-    writeFileSync(path.join(root, name), text + '\n');
-  }
-  return root;
-}
+const cgroup = fakeCgroup;
 
 const GiB = 2 ** 30;
 
