@@ -23,6 +23,7 @@ export class AudioFrontEnd {
   private readonly client: DecodeClient;
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  private inFlightBytes = 0; // in the decode job in flight
   private inFlight = false; // a decode job (batched) or the flush has the stream
   private requested = false; // waiting in the batcher for a job
   private closed = false;
@@ -55,6 +56,11 @@ export class AudioFrontEnd {
 
   backlogSeconds(): number {
     return this.pendingBytes / this.bytesPerSecond;
+  }
+
+  /** Wire bytes pushed and not yet delivered decoded: waiting, or in the decode job in flight. */
+  get heldBytes(): number {
+    return this.pendingBytes + this.inFlightBytes;
   }
 
   /** Takes ownership of `bytes`. */
@@ -90,6 +96,7 @@ export class AudioFrontEnd {
     this.closed = true;
     this.pending = [];
     this.pendingBytes = 0;
+    this.inFlightBytes = 0;
     if (this.requested) {
       this.requested = false;
       this.decoder.cancel(this.client);
@@ -120,6 +127,7 @@ export class AudioFrontEnd {
     if (this.closed || this.inFlight || this.pending.length === 0) return undefined;
     const bytes = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
+    this.inFlightBytes = this.pendingBytes;
     this.pendingBytes = 0;
     this.inFlight = true;
     return bytes;
@@ -128,6 +136,7 @@ export class AudioFrontEnd {
   private decoded(chunk: AudioChunk): void {
     this.trace.decoded(chunk);
     this.inFlight = false;
+    this.inFlightBytes = 0;
     if (this.closed) return;
     this.deliver(chunk);
     this.pump();
@@ -140,6 +149,7 @@ export class AudioFrontEnd {
 
   private failed(failure: TaskFailure): void {
     this.inFlight = false;
+    this.inFlightBytes = 0;
     if (this.closed) return;
     this.sink.fail(failure);
   }

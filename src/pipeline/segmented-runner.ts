@@ -290,18 +290,15 @@ class SegmentedChannel {
 export class SegmentedRunner implements Runner {
   private readonly frontEnd: AudioFrontEnd;
   private readonly channels: SegmentedChannel[] = [];
-  // MEMORY_BUDGET_BYTES: wire bytes pushed and not yet delivered decoded (those in a decode job
-  // included), counted at their heaviest (heldWeight), plus the samples waiting for the VAD.
+  // MEMORY_BUDGET_BYTES: the front end's wire bytes not yet delivered decoded, counted at their
+  // heaviest (heldWeight), plus the samples waiting for the VAD.
   private readonly held: HeldAudio;
-  private readonly bytesPerSecond: number;
   private readonly weight: number;
-  private wireHeld = 0;
 
   constructor(options: SegmentedRunnerOptions) {
     const { format } = options;
     this.held = options.held ?? HeldAudio.none();
-    this.bytesPerSecond = format.sampleRate * frameBytes(format);
-    this.weight = heldWeight(this.bytesPerSecond, format.channels);
+    this.weight = heldWeight(format.sampleRate * frameBytes(format), format.channels);
     const progress = options.progress
       ? new ProgressReporter(options.emit, () => Math.min(...this.channels.map((c) => c.done)) / SAMPLE_RATE)
       : undefined;
@@ -310,8 +307,6 @@ export class SegmentedRunner implements Runner {
     for (let c = 0; c < format.channels; c++) this.channels.push(new SegmentedChannel(c, options, progressed, heldChanged));
     this.frontEnd = new AudioFrontEnd(format, {
       audio: (chunks) => {
-        // A decode job has just delivered: what the front end still holds is what came since.
-        this.wireHeld = Math.round(this.frontEnd.backlogSeconds() * this.bytesPerSecond);
         try {
           chunks.forEach((samples, c) => this.channels[c]?.audio(samples));
         } finally {
@@ -323,15 +318,17 @@ export class SegmentedRunner implements Runner {
   }
 
   push(bytes: Uint8Array): void {
-    this.wireHeld += bytes.length;
-    this.account();
-    this.frontEnd.push(bytes);
+    try {
+      this.frontEnd.push(bytes);
+    } finally {
+      this.account();
+    }
   }
 
   private account(): void {
     let samples = 0;
     for (const c of this.channels) samples += c.heldSamples;
-    this.held.set(this.wireHeld * this.weight + samples * Float32Array.BYTES_PER_ELEMENT);
+    this.held.set(this.frontEnd.heldBytes * this.weight + samples * Float32Array.BYTES_PER_ELEMENT);
   }
 
   async finish(): Promise<void> {

@@ -61,17 +61,14 @@ export class SimpleRunner implements Runner {
   private readonly frontEnd: AudioFrontEnd;
   private readonly channels: ModelChannel[] = [];
   private readonly windowers: Windower[] = [];
-  // MEMORY_BUDGET_BYTES: wire bytes pushed and not yet delivered decoded, at their heaviest.
+  // MEMORY_BUDGET_BYTES: the front end's wire bytes not yet delivered decoded, at their heaviest.
   private readonly held: HeldAudio;
-  private readonly bytesPerSecond: number;
   private readonly weight: number;
-  private wireHeld = 0;
 
   constructor(options: SimpleRunnerOptions) {
     const { format, decoder, windowSeconds, maxBacklogSeconds, fail, trace } = options;
     this.held = options.held ?? HeldAudio.none();
-    this.bytesPerSecond = format.sampleRate * frameBytes(format);
-    this.weight = heldWeight(this.bytesPerSecond, format.channels);
+    this.weight = heldWeight(format.sampleRate * frameBytes(format), format.channels);
     const windowSamples = Math.max(1, Math.round(windowSeconds * SAMPLE_RATE));
     // A backlog bound smaller than one window would refuse every window.
     const maxModelBacklog = Math.max(maxBacklogSeconds * SAMPLE_RATE, 2 * windowSamples);
@@ -87,8 +84,7 @@ export class SimpleRunner implements Runner {
     }
     this.frontEnd = new AudioFrontEnd(format, {
       audio: (chunks) => {
-        this.wireHeld = Math.round(this.frontEnd.backlogSeconds() * this.bytesPerSecond);
-        this.held.set(this.wireHeld * this.weight);
+        this.held.set(this.frontEnd.heldBytes * this.weight);
         chunks.forEach((samples, c) => this.windowers[c]?.append(samples));
         progressed();
       },
@@ -97,9 +93,11 @@ export class SimpleRunner implements Runner {
   }
 
   push(bytes: Uint8Array): void {
-    this.wireHeld += bytes.length;
-    this.held.set(this.wireHeld * this.weight);
-    this.frontEnd.push(bytes);
+    try {
+      this.frontEnd.push(bytes);
+    } finally {
+      this.held.set(this.frontEnd.heldBytes * this.weight);
+    }
   }
 
   async finish(): Promise<void> {
