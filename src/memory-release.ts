@@ -8,9 +8,8 @@ import type { Logger } from './log.js';
 import { addon } from './native/binding.js';
 import { Task } from './tasks.js';
 
-/** Releases every `seconds` (0: never); logs a release of 16 MiB or more. */
-export function releaseMemoryEvery(seconds: number, log: Logger): { stop(): void } {
-  if (seconds <= 0) return { stop() { /* nothing runs */ } };
+/** Releases every `seconds` for the life of the process; logs a release of 16 MiB or more. */
+export function releaseMemoryEvery(seconds: number, log: Logger): void {
   const task = new Task('metrics');
   let inFlight = false;
   const timer = setInterval(() => {
@@ -24,10 +23,4 @@ export function releaseMemoryEvery(seconds: number, log: Logger): { stop(): void
     ).finally(() => { inFlight = false; });
   }, seconds * 1000);
   timer.unref();
-  return {
-    stop() {
-      clearInterval(timer);
-      task.close();
-    },
-  };
 }

@@ -466,8 +466,14 @@ class RealtimeSession {
     item.last = words;
     if (stable <= item.sent.length || item.sent.some((w, i) => w !== words[i])) return;
     const fresh = words.slice(item.sent.length, stable);
-    this.emit('conversation.item.input_audio_transcription.delta', { item_id: item.id, content_index: 0, delta: (item.sent.length > 0 ? ' ' : '') + fresh.join(' ') });
+    this.delta(item, fresh);
     item.sent.push(...fresh);
+  }
+
+  /** Words after those `item` has sent, as one append-only delta (with its joining space). */
+  private delta(item: Item, words: string[]): void {
+    if (words.length === 0) return;
+    this.emit('conversation.item.input_audio_transcription.delta', { item_id: item.id, content_index: 0, delta: (item.sent.length > 0 ? ' ' : '') + words.join(' ') });
   }
 
   private newItem(): Item {
@@ -487,8 +493,7 @@ class RealtimeSession {
   private transcribed(item: Item, transcript: string): void {
     // The words the deltas have not sent yet.
     const words = transcript.split(/\s+/).filter(Boolean);
-    const rest = words.slice(resumeAt(item.sent, words));
-    if (rest.length > 0) this.emit('conversation.item.input_audio_transcription.delta', { item_id: item.id, content_index: 0, delta: (item.sent.length > 0 ? ' ' : '') + rest.join(' ') });
+    this.delta(item, words.slice(resumeAt(item.sent, words)));
     this.emit('conversation.item.input_audio_transcription.completed', { item_id: item.id, content_index: 0, transcript });
   }
 
