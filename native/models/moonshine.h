@@ -46,7 +46,7 @@ struct MoonshineBatchOptions {
 };
 
 // Which files a MoonshineModel loads: the package's, or the int8 derivation installed beside
-// them (models/derive-int8.mjs: signed weights and an int8 output projection; about 1.5x less
+// them (models/derive-int8.mjs: signed weights and an int8 output projection; 1.2-1.9x less
 // CPU, the same words but for near-ties of the logits).
 enum class MoonshineWeights { kPackage, kInt8 };
 // kInt8 where this CPU multiplies uint8 by int8 exactly (VNNI: ORT's integer kernel without it
