@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { ROOT } from './server-process.js';
 
-export interface Percentiles { count: number; p50: number | null; p99: number | null }
+interface Percentiles { count: number; p50: number | null; p99: number | null }
 export interface LoadReport {
   streams_completed: number;
   final_lag_ms: Percentiles;
@@ -15,7 +15,7 @@ export interface LoadReport {
   dropped_connections: number;
   server: { cpu_cores_mean: number | null; rss_bytes_max: number | null };
   client_cpu_cores: number;
-  transcripts: { stream: number; rotated_s: number; finals: { start_time: number; text: string }[] }[];
+  transcripts: { rotated_s: number; finals: { start_time: number; text: string }[] }[];
 }
 
 /** `load --streams N --real-time --chunk-bytes 640 --transcripts ...extra FILE` on /api/v1/segmented. */

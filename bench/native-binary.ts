@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './server-process.js';
 
-export interface NativeBench {
+interface NativeBench {
   /** bench/out/<name> */
   name: string;
   /** Compiled and linked, relative to the repository root. */

@@ -13,10 +13,6 @@ export class Authenticator {
     this.expected = token === '' ? undefined : digest(token);
   }
 
-  get enabled(): boolean {
-    return this.expected !== undefined;
-  }
-
   /** A token offered some other way (the Realtime API's `openai-insecure-api-key.<key>` WebSocket
    *  subprotocol, which browsers can set where they cannot set headers). */
   accepts(offered: string): boolean {

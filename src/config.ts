@@ -145,7 +145,7 @@ function hostName(item: string): string {
 
 // A token must survive an HTTP header: header values lose surrounding whitespace, so such a token
 // could never match; an empty one would silently turn authentication off.
-export function checkToken(raw: string): string {
+function checkToken(raw: string): string {
   if (raw.trim() === '') throw new Error('must not be empty or only whitespace (leave it unset to turn authentication off)');
   if (raw.trim() !== raw) throw new Error('must not start or end with whitespace');
   if ([...raw].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) throw new Error('must not contain control characters');

@@ -42,7 +42,7 @@ export class RouteTable {
   }
 }
 
-export interface Listener {
+interface Listener {
   readonly port: number;
   /**
    * TLS: reads and checks the files again and serves new connections with them; live

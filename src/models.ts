@@ -10,7 +10,7 @@ import type { Task } from './tasks.js';
 
 type ModelFiles = typeof import('../models/model-files.mjs');
 
-export class ModelFileError extends Error {
+class ModelFileError extends Error {
   override name = 'ModelFileError';
 }
 

@@ -46,12 +46,12 @@ export interface StartRequest {
   traceId: string | null;
 }
 
-export interface StopRequest {
+interface StopRequest {
   request: 'stop';
   disconnect: boolean;
 }
 
-export type ClientRequest = StartRequest | StopRequest;
+type ClientRequest = StartRequest | StopRequest;
 
 export type ServerEvent =
   | { type: 'active' | 'inactive'; channel: number; time: number }
@@ -82,7 +82,7 @@ function field<T>(obj: Record<string, unknown>, name: string, type: string, fall
 }
 
 /** Checks a start message's format against what the decoder supports and the server allows. */
-export function parseFormat(v: unknown, maxChannels: number): NativeFormat {
+function parseFormat(v: unknown, maxChannels: number): NativeFormat {
   if (!isObject(v)) throw new ProtocolError('BAD_MESSAGE', '"format" must be an object');
   const encoding = field<string>(v, 'encoding', 'string', 'pcm');
   const channels = field<number>(v, 'channels', 'number');

@@ -16,9 +16,10 @@ import { addon } from './native/binding.js';
 import { RouteTable, listen } from './listener.js';
 import type { CertificateInfo } from './tls.js';
 import { InferenceScheduler } from './pipeline/inference-scheduler.js';
+import { MODEL_COST_PRIOR, StreamCapacity } from './pipeline/stream-capacity.js';
 import { DecodeBatcher } from './pipeline/decode-batcher.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
-import { Session, type Route, type SessionDeps } from './session.js';
+import { CLOSE_GOING_AWAY, Session, type Route, type SessionDeps } from './session.js';
 import { Task, onPanic, spawn } from './tasks.js';
 import { registerOpenAi } from './openai/routes.js';
 
@@ -29,8 +30,12 @@ interface Connection {
   admitted: Admitted;
 }
 
-/** Where this server runs: the one thread of the process (WORKERS=1) or one of its worker threads. */
-export interface ServerPlace {
+/**
+ * What the thread this server runs on is given by whoever started it (src/main.ts with WORKERS=1,
+ * else src/cluster/worker.ts for each worker thread): its index, the process's shared state, the
+ * port, and who answers /metrics.
+ */
+interface ServerThread {
   /** This thread's index (0 with WORKERS=1). */
   worker: number;
   /** The process-wide counters: connections, streams, readiness, draining, last panic. */
@@ -48,7 +53,7 @@ export const HEALTH_PATH = '/api/v1/health';
 /** Liveness: 200 whenever the event loop answers, also while loading or draining. */
 export const LIVENESS_PATH = '/api/v1/health/live';
 
-export interface Server {
+interface Server {
   readonly port: number;
   /** Re-reads the TLS files for new connections; live ones keep theirs (src/listener.ts). */
   reload(): Promise<CertificateInfo>;
@@ -65,15 +70,14 @@ export interface Server {
 }
 
 const ROUTES: Record<Route, string> = { simple: '/api/v1/simple', segmented: '/api/v1/segmented' };
-const GOING_AWAY = 1001;
 
 interface Loaded {
   onnxruntime: string;
   deps: Omit<SessionDeps, 'route'>;
 }
 
-async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics, memory: MemoryBudget, log: Logger): Promise<Loaded> {
-  const { shared, worker: index } = place;
+async function loadAndWarm(config: Config, thread: ServerThread, metrics: Metrics, memory: MemoryBudget, log: Logger): Promise<Loaded> {
+  const { shared, worker: index } = thread;
   const { workers } = shared;
   const loader = new Task('inference');
   try {
@@ -103,21 +107,23 @@ async function loadAndWarm(config: Config, place: ServerPlace, metrics: Metrics,
       slots: config.threads, maxRows: config.inferenceBatchRows, maxPadSamples: model.maxPadSamples, maxLagSeconds: config.maxInferenceLagSeconds, share: shared, party: index,
       runBatch: (samples, drafts) => model.runBatch(inference.native, samples, drafts),
     });
+    const capacity = new StreamCapacity({ engine: scheduler, slots: config.threads, prior: MODEL_COST_PRIOR[config.model], share: shared, party: index });
     metrics.inference = scheduler;
-    return { onnxruntime, deps: { config, model: { scheduler }, decoder, vad: batcher, metrics, log, memory } };
+    metrics.capacity = capacity;
+    return { onnxruntime, deps: { config, model: { scheduler, capacity }, decoder, vad: batcher, metrics, log, memory } };
   } finally {
     loader.close();
   }
 }
 
-export async function startServer(config: Config, log: Logger, place: ServerPlace): Promise<Server> {
-  const { shared } = place;
+export async function startServer(config: Config, log: Logger, thread: ServerThread): Promise<Server> {
+  const { shared } = thread;
   // Audio waiting, counted for the whole process in shared memory (MEMORY_BUDGET_BYTES).
   const memory = new MemoryBudget(config.memoryBudgetBytes, shared);
   const metrics = new Metrics({
-    worker: place.worker, shared, memory, processFamilies: place.scrape ? undefined : { threadpoolSize: threadpoolSize(config) },
+    worker: thread.worker, shared, memory, processFamilies: thread.scrape ? undefined : { threadpoolSize: threadpoolSize(config) },
   });
-  const scrape = place.scrape ?? coalescedScrape(() => metrics.scrape(), config.metricsCacheSeconds, metrics.registry);
+  const scrape = thread.scrape ?? coalescedScrape(() => metrics.scrape(), config.metricsCacheSeconds, metrics.registry);
   onPanic(() => shared.panicked());
   let loaded: Loaded | undefined;
   const routing = new Task('api_routing');
@@ -271,7 +277,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
 
   // uSockets listens with SO_REUSEPORT: every worker thread listens on the same port and the
   // kernel spreads new connections across them.
-  const listener = await listen(config, place.port, app, (port) => {
+  const listener = await listen(config, thread.port, app, (port) => {
     // A small receive window is the read pause uWebSockets.js lacks: a client pushing audio far
     // faster than real time gets at most one buffer per event-loop pass read, instead of megabytes
     // that stretch the pass (and every health probe behind it), including what it keeps sending
@@ -287,7 +293,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
     reload: () => listener.reload(),
     json: () => metrics.json(),
     async ready() {
-      loaded = await loadAndWarm(config, place, metrics, memory, log);
+      loaded = await loadAndWarm(config, thread, metrics, memory, log);
       shared.workerReady();
     },
     async drain(graceSeconds) {
@@ -302,7 +308,7 @@ export async function startServer(config: Config, log: Logger, place: ServerPlac
       clearInterval(idleSweep);
       listener.close();
       const cut = sockets.size + openai.close();
-      for (const ws of [...sockets]) ws.end(GOING_AWAY, 'server shutting down');
+      for (const ws of [...sockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
       routing.close();
       return cut;
     },

@@ -11,7 +11,7 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
 };
 
-export interface StaticFile {
+interface StaticFile {
   type: string;
   body: Buffer;
 }

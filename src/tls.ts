@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { AppOptions } from 'uWebSockets.js';
 import type { Config } from './config.js';
 
-export type TlsSettings = Pick<Config, 'tlsCertFile' | 'tlsKeyFile' | 'tlsKeyPassphrase' | 'tlsCaFile'>;
+type TlsSettings = Pick<Config, 'tlsCertFile' | 'tlsKeyFile' | 'tlsKeyPassphrase' | 'tlsCaFile'>;
 
 export class TlsError extends Error {
   override name = 'TlsError';
@@ -24,7 +24,7 @@ export interface CertificateInfo {
   chainLength: number;
 }
 
-export interface TlsMaterial {
+interface TlsMaterial {
   /** For uWS.SSLApp: the checked key, and the checked chain copied into a private file. */
   options: AppOptions;
   info: CertificateInfo;

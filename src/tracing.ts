@@ -29,11 +29,11 @@ import type { ServerEvent } from './protocol.js';
 export type { Attributes };
 
 /** Stages that get a span per unit of work; the names match the metrics' `pipeline_stage`. */
-export type SpanStage = 'model_inference';
+type SpanStage = 'model_inference';
 const SPAN_STAGES: readonly SpanStage[] = ['model_inference'];
 
 /** A child span of a stream: one unit of work. */
-export interface StageSpan {
+interface StageSpan {
   /** The work is done: `timing` is its threadpool job's wait and run time. */
   end(timing: JobTiming, attributes?: Attributes): void;
   /** The work failed: the span ends with status ERROR. */
@@ -70,7 +70,7 @@ export interface StreamTrace {
   end(end: StreamEnd): void;
 }
 
-export interface StreamStart {
+interface StreamStart {
   route: string;
   /** The start message's `trace_id`, as sent. */
   traceId: string | null;

@@ -21,12 +21,11 @@ const BOS = 1n;
 const EOS = 2;
 const KV_KINDS = ['decoder.key', 'decoder.value', 'encoder.key', 'encoder.value'] as const;
 
-export interface JsTranscript {
+interface JsTranscript {
   ids: number[];
   text: string;
   encoderSeconds: number;
   decoderSeconds: number;
-  decoderSteps: number;
 }
 
 export class MoonshineJs {
@@ -55,7 +54,7 @@ export class MoonshineJs {
   }
 
   async transcribe(samples: Float32Array): Promise<JsTranscript> {
-    const result: JsTranscript = { ids: [], text: '', encoderSeconds: 0, decoderSeconds: 0, decoderSteps: 0 };
+    const result: JsTranscript = { ids: [], text: '', encoderSeconds: 0, decoderSeconds: 0 };
     if (samples.length < MIN_SAMPLES) return result;
     if (samples.length > MAX_SAMPLES) throw new Error(`the JS peer takes at most ${MAX_SAMPLES / SAMPLE_RATE} s of audio`);
 
@@ -91,7 +90,6 @@ export class MoonshineJs {
         },
         first ? firstFetches : nextFetches,
       );
-      result.decoderSteps++;
 
       // Greedy: argmax over the last position's logits (first maximum wins).
       const logits = out['logits']!;

@@ -8,7 +8,7 @@ import { runStream, type FinalText, type StreamResult } from './run-stream.js';
 import { formatSummary, summarize } from './stats.js';
 import { bytesPerFrame, loadAudio, secondsOf, type Audio, type RawFlags } from './wav.js';
 
-export interface LoadCommandOptions {
+interface LoadCommandOptions {
   files: string[];
   raw: RawFlags;
   url: URL;
@@ -39,7 +39,7 @@ export interface LoadCommandOptions {
 }
 
 /** One stream's finals, in the JSON report with --transcripts. */
-export interface StreamTranscript {
+interface StreamTranscript {
   stream: number;
   pass: number;
   file: string;

@@ -287,7 +287,7 @@ async function load(args: string[]): Promise<number> {
   });
 }
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {

@@ -13,7 +13,7 @@ export interface ServerEvent {
   [key: string]: unknown;
 }
 
-export interface StreamOptions {
+interface StreamOptions {
   url: URL;
   token?: string | undefined;
   /** PEM certificates to trust for wss:// instead of the default roots (--ca). */
@@ -44,8 +44,7 @@ export interface FinalText {
   text: string;
 }
 
-export interface StreamError {
-  channel: number;
+interface StreamError {
   code: string;
   message: string;
 }
@@ -81,7 +80,7 @@ const HIGH_WATER = 4 << 20;
 /** Unpaced, send at most this much audio beyond what the server reports done (its `progress`
  *  events, asked for with `"progress": true`): well inside MAX_BACKLOG_SECONDS, so a file of any
  *  length goes through as fast as the server can take it instead of being cut off with BACKLOG. */
-export const FLOW_WINDOW_SECONDS = 10;
+const FLOW_WINDOW_SECONDS = 10;
 /** A server that sends no progress at all within this long does not know the request (an older
  *  version): send on without flow control. */
 const PROGRESS_SILENCE_MS = 5000;
@@ -137,7 +136,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
       event = JSON.parse(Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8')) as ServerEvent;
       if (typeof event !== 'object' || event === null || typeof event.type !== 'string') throw new Error('not an event object');
     } catch (e) {
-      const error = { channel: 0, code: 'BAD_SERVER_MESSAGE', message: `the server sent something that is not a JSON event: ${(e as Error).message}` };
+      const error = { code: 'BAD_SERVER_MESSAGE', message: `the server sent something that is not a JSON event: ${(e as Error).message}` };
       result.errors.push(error);
       return;
     }
@@ -160,7 +159,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
     } else if (event.type === 'error') {
       const code = event['code'];
       const message = event['message'];
-      const error = { channel: event.channel, code: typeof code === 'string' ? code : 'UNKNOWN', message: typeof message === 'string' ? message : JSON.stringify(message ?? '') };
+      const error = { code: typeof code === 'string' ? code : 'UNKNOWN', message: typeof message === 'string' ? message : JSON.stringify(message ?? '') };
       result.errors.push(error);
       lastError = error;
       if (!stopSent && REJECTING.has(error.code)) rejected ??= error;

@@ -3,14 +3,14 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { authHeaders, getText } from './connect.js';
 
-export interface MetricsSample {
+interface MetricsSample {
   /** performance.now() when the scrape answered. */
   at: number;
   cpuSeconds: number | undefined;
   rssBytes: number | undefined;
 }
 
-export interface ServerUsage {
+interface ServerUsage {
   samples: number;
   /** Mean CPU over the run in cores (process_cpu_seconds_total rate), and the highest per interval. */
   cpu_cores_mean: number | null;
@@ -23,7 +23,7 @@ export interface ServerUsage {
 }
 
 /** The value of an unlabelled sample `name` in Prometheus text, or undefined. */
-export function readMetric(text: string, name: string): number | undefined {
+function readMetric(text: string, name: string): number | undefined {
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+(\\S+)`, 'm').exec(text);
   if (!match) return undefined;
   const value = Number(match[1]);

@@ -1,6 +1,6 @@
 // Percentiles and summaries of latency samples.
 
-export interface Summary {
+interface Summary {
   count: number;
   p50: number | null;
   p95: number | null;
@@ -10,7 +10,7 @@ export interface Summary {
 }
 
 /** Nearest-rank percentile (`p` in 0…100) of ascending `sorted`; null when empty. */
-export function percentile(sorted: readonly number[], p: number): number | null {
+function percentile(sorted: readonly number[], p: number): number | null {
   if (sorted.length === 0) return null;
   if (p <= 0) return sorted[0]!;
   const rank = Math.ceil((p / 100) * sorted.length);

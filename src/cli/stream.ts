@@ -4,7 +4,7 @@ import { runStream, type ServerEvent } from './run-stream.js';
 import { describeFormat, loadAudio, secondsOf, type RawFlags } from './wav.js';
 import { CliError } from './errors.js';
 
-export interface StreamCommandOptions {
+interface StreamCommandOptions {
   file: string;
   raw: RawFlags;
   url: URL;

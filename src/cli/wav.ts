@@ -3,9 +3,9 @@
 import { readFile } from 'node:fs/promises';
 import { CliError, UsageError } from './errors.js';
 
-export type Encoding = 'pcm' | 'mulaw' | 'alaw';
+type Encoding = 'pcm' | 'mulaw' | 'alaw';
 
-export interface AudioFormat {
+interface AudioFormat {
   channels: number;
   sampleRate: number;
   /** Container bits per sample (what the server decodes). */
@@ -69,7 +69,7 @@ export function describeFormat(f: AudioFormat): string {
 }
 
 /** Throws a UsageError unless the server's decoder supports `f` (the README's format rules). */
-export function checkFormat(f: AudioFormat, what: string): void {
+function checkFormat(f: AudioFormat, what: string): void {
   if (!Number.isInteger(f.channels) || f.channels < 1) throw new UsageError(`${what}: channels must be a positive integer; got ${f.channels}`);
   if (!Number.isInteger(f.sampleRate) || f.sampleRate < 8000 || f.sampleRate > 192_000) {
     throw new UsageError(`${what}: the sample rate must be an integer from 8000 to 192000 Hz; got ${f.sampleRate}`);
@@ -84,7 +84,7 @@ export function checkFormat(f: AudioFormat, what: string): void {
   }
 }
 
-export function isWav(buf: Buffer): boolean {
+function isWav(buf: Buffer): boolean {
   return buf.length >= 12 && ['RIFF', 'RF64'].includes(buf.toString('ascii', 0, 4)) && buf.toString('ascii', 8, 12) === 'WAVE';
 }
 
@@ -154,7 +154,7 @@ function parseFmt(fmt: Buffer, name: string): AudioFormat {
 }
 
 /** The format raw PCM flags describe (defaults: 1 channel, 16 bits, or 8 for μ-law/A-law). */
-export function rawFormat(flags: RawFlags): AudioFormat {
+function rawFormat(flags: RawFlags): AudioFormat {
   if (flags.rate === undefined) throw new UsageError('raw PCM needs --rate (and --channels, --bits, --float, --encoding as they differ from 1, 16, integer, pcm)');
   const encoding = flags.encoding ?? 'pcm';
   if (encoding !== 'pcm' && encoding !== 'mulaw' && encoding !== 'alaw') throw new UsageError(`--encoding must be pcm, mulaw or alaw; got ${JSON.stringify(encoding)}`);
@@ -165,7 +165,7 @@ export function rawFormat(flags: RawFlags): AudioFormat {
   return f;
 }
 
-export function hasRawFlags(flags: RawFlags): boolean {
+function hasRawFlags(flags: RawFlags): boolean {
   return Object.values(flags).some((v) => v !== undefined);
 }
 

@@ -27,7 +27,7 @@ interface Collection {
   done: () => void;
 }
 
-export interface Primary {
+interface Primary {
   readonly port: number;
   /** Rejects when a worker fails or exits on its own (the process should then exit 1). */
   readonly crashed: Promise<never>;

@@ -7,11 +7,10 @@ import { PROJECT_ROOT } from '../paths.js';
 
 const require = createRequire(import.meta.url);
 
-export const SUBSYSTEMS = ['api_routing', 'client', 'audio_decoding', 'vad', 'inference', 'metrics'] as const;
-export type Subsystem = (typeof SUBSYSTEMS)[number];
+export type Subsystem = 'api_routing' | 'client' | 'audio_decoding' | 'vad' | 'inference' | 'metrics';
 
 /** Codes carried by errors that cross the native boundary. */
-export type NativeErrorCode =
+type NativeErrorCode =
   | 'NATIVE_PANIC' // an unexpected exception in a job: a bug, counted in task_panic_total
   | 'MODEL_FAILURE' // the model reported a failure for this input
   | 'INVALID_FORMAT'
@@ -21,7 +20,7 @@ export type NativeErrorCode =
   | 'BUSY' // a second job on a stream that has one in flight
   | 'CLOSED';
 
-export interface NativeError extends Error {
+interface NativeError extends Error {
   code: NativeErrorCode;
   /** The subsystem whose job failed, for errors from the executor. */
   task?: Subsystem;
@@ -90,10 +89,10 @@ export interface StubOptions {
 
 /** Moonshine's weights: as the package publishes them, or the int8 derivation installed beside
  *  them (models/derive-int8.mjs); auto: int8 where the CPU has VNNI (exact there), else package. */
-export type MoonshineWeights = 'auto' | 'int8' | 'package';
-export type ModelSpec = { kind: 'stub'; stub: StubOptions } | { kind: 'moonshine'; dir: string; weights: MoonshineWeights };
+type MoonshineWeights = 'auto' | 'int8' | 'package';
+type ModelSpec = { kind: 'stub'; stub: StubOptions } | { kind: 'moonshine'; dir: string; weights: MoonshineWeights };
 
-export interface ModelOutput extends JobTiming {
+interface ModelOutput extends JobTiming {
   count?: number;
   text?: string;
 }
@@ -147,7 +146,7 @@ export interface NativeVad {
   process(task: NativeTask, channels: NativeVadChannel[], audio: Float32Array[]): Promise<VadResult>;
 }
 
-export interface TaskFieldInfo {
+interface TaskFieldInfo {
   field: string;
   kind: 'counter' | 'gauge';
   name: string;
@@ -174,7 +173,7 @@ export interface NativeSnapshot {
   };
 }
 
-export interface Addon {
+interface Addon {
   Task: new (subsystem: Subsystem) => NativeTask;
   AudioStream: new (format: NativeFormat) => NativeAudioStream;
   VadChannel: new () => NativeVadChannel;

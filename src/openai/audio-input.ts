@@ -12,7 +12,7 @@ import type { NativeFormat } from '../native/binding.js';
 import type { CompressedContainer, DecoderMessage, WorkerInput } from './decode-protocol.js';
 import { OpenAiError } from './errors.js';
 
-export type Container = 'wav' | CompressedContainer;
+type Container = 'wav' | CompressedContainer;
 
 export interface AudioSource {
   readonly container: Container;

@@ -2,9 +2,9 @@
 // status an OpenAI client expects for each kind (its SDK maps the status to an error class).
 import type { HttpResponse } from 'uWebSockets.js';
 
-export type OpenAiErrorType = 'invalid_request_error' | 'authentication_error' | 'server_error';
+type OpenAiErrorType = 'invalid_request_error' | 'authentication_error' | 'server_error';
 
-export interface OpenAiErrorBody {
+interface OpenAiErrorBody {
   error: { message: string; type: OpenAiErrorType; param: string | null; code: string | null };
 }
 

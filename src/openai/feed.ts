@@ -23,7 +23,7 @@ export type PipelineDeps = Omit<SessionDeps, 'route'>;
 const FEED_AHEAD_SECONDS = 2;
 const SAMPLE_RATE = 16_000;
 
-export interface PipelineFeedOptions {
+interface PipelineFeedOptions {
   format: NativeFormat;
   /** Metrics label and trace route of the stream. */
   route: string;
@@ -103,10 +103,6 @@ export class PipelineFeed {
   /** Seconds of audio in the pipeline so far. */
   get seconds(): number {
     return this.pushed;
-  }
-
-  get failure(): TaskFailure | undefined {
-    return this.failed;
   }
 
   /** Takes ownership of `bytes` (any length, whole frames or not). */
@@ -218,7 +214,7 @@ export class PipelineFeed {
   }
 }
 
-export interface TranscribeOptions {
+interface TranscribeOptions {
   /** A final segment, as soon as the model returns it (for streamed responses). */
   onSegment?: (segment: Segment) => void;
   /** True once the client has gone: feeding stops and pending work is dropped. */

@@ -16,7 +16,7 @@ export interface Transcript {
   duration: number;
 }
 
-export interface Rendered {
+interface Rendered {
   contentType: string;
   body: string;
 }

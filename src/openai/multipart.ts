@@ -2,7 +2,7 @@
 // MAX_UPLOAD_BYTES): one pass of Buffer.indexOf over it, parts as views, no copy of the file.
 import { OpenAiError } from './errors.js';
 
-export interface FilePart {
+interface FilePart {
   filename: string;
   contentType: string;
   data: Buffer;

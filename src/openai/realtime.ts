@@ -22,6 +22,7 @@ import type { HttpRequest, TemplatedApp, WebSocket } from 'uWebSockets.js';
 import type { RouteTable } from '../listener.js';
 import type { NativeFormat } from '../native/binding.js';
 import type { ServerEvent } from '../protocol.js';
+import { CLOSE_GOING_AWAY, CLOSE_POLICY } from '../session.js';
 import { Task, type TaskFailure } from '../tasks.js';
 import { OpenAiError, statusLine } from './errors.js';
 import { refuseSampleRate } from '../sample-rate-admission.js';
@@ -29,9 +30,7 @@ import { PipelineFeed, type PipelineDeps } from './feed.js';
 import type { OpenAiDeps } from './routes.js';
 import { checkLanguage, checkModel, modelIds } from './transcriptions.js';
 
-export const REALTIME_PATH = '/v1/realtime';
-const GOING_AWAY = 1001;
-const POLICY = 1008;
+const REALTIME_PATH = '/v1/realtime';
 // OpenAI's limit on one append is 15 MiB of base64; a little over that for the JSON around it.
 const MAX_MESSAGE_BYTES = 16 << 20;
 
@@ -180,7 +179,7 @@ class RealtimeSession {
     await this.endFeed();
     if (!this.closed) {
       this.closed = true;
-      this.end(GOING_AWAY, 'server shutting down');
+      this.end(CLOSE_GOING_AWAY, 'server shutting down');
     }
   }
 
@@ -534,7 +533,7 @@ class RealtimeSession {
     this.closed = true;
     this.feed?.abort('failed');
     this.feed = undefined;
-    this.end(POLICY, 'session failed');
+    this.end(CLOSE_POLICY, 'session failed');
   }
 }
 
@@ -596,7 +595,7 @@ export function registerRealtime(app: RouteTable, deps: OpenAiDeps): { drain(): 
           ws.send(JSON.stringify(event), false);
           if (ws.getBufferedAmount() > config.maxOutboundBytes) {
             conn.closed = true;
-            ws.end(POLICY, 'SLOW_CONSUMER');
+            ws.end(CLOSE_POLICY, 'SLOW_CONSUMER');
           }
         },
         (code, reason) => {
@@ -629,7 +628,7 @@ export function registerRealtime(app: RouteTable, deps: OpenAiDeps): { drain(): 
     },
     close: () => {
       const cut = sockets.size;
-      for (const ws of [...sockets]) ws.end(GOING_AWAY, 'server shutting down');
+      for (const ws of [...sockets]) ws.end(CLOSE_GOING_AWAY, 'server shutting down');
       return cut;
     },
   };

@@ -23,7 +23,7 @@ export interface OpenAiDeps {
   pipeline(): PipelineDeps | undefined;
 }
 
-export interface OpenAiRoutes {
+interface OpenAiRoutes {
   /** Resolves once every transcription request in flight has answered and every realtime
    *  session has finished its audio (each is closed with 1001). */
   drain(): Promise<void>;

@@ -16,13 +16,13 @@ import { transcribe, type PipelineDeps } from './feed.js';
 import { RESPONSE_FORMATS, joinText, render, type ResponseFormat, type Segment } from './formats.js';
 import { boundaryOf, parseMultipart, type Form } from './multipart.js';
 
-export const TRANSCRIPTIONS_PATH = '/v1/audio/transcriptions';
-export const MODELS_PATH = '/v1/models';
+const TRANSCRIPTIONS_PATH = '/v1/audio/transcriptions';
+const MODELS_PATH = '/v1/models';
 
 /** Model names an OpenAI client may send: they all mean the model this server loaded. */
-export const MODEL_ALIASES = ['whisper-1', 'gpt-4o-transcribe', 'gpt-4o-mini-transcribe'] as const;
+const MODEL_ALIASES = ['whisper-1', 'gpt-4o-transcribe', 'gpt-4o-mini-transcribe'] as const;
 
-export interface HttpDeps {
+interface HttpDeps {
   config: Config;
   log: Logger;
   auth: Authenticator;

@@ -3,7 +3,7 @@
 // to the frames are entered; everything else is skipped by its size.
 import { OpenAiError } from './errors.js';
 
-export interface OpusHead {
+interface OpusHead {
   channels: number;
   preSkip: number;
   streamCount: number;

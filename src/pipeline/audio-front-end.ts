@@ -7,7 +7,7 @@ import { settle, TaskFailure, toTaskFailure } from '../tasks.js';
 import type { StreamTrace } from '../tracing.js';
 import type { DecodeBatcher, DecodeClient } from './decode-batcher.js';
 
-export interface FrontEndSink {
+interface FrontEndSink {
   /** 16 kHz samples for each channel, in stream order. May throw TaskFailure (e.g. BACKLOG). */
   audio(channels: Float32Array[]): void;
   /** The stream cannot go on (a failed decode, a backlog). */

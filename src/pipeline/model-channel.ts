@@ -4,6 +4,7 @@
 // which the stream is failed with BACKLOG (see Session). Each interim's tokens are the draft of
 // the next request on the same utterance, so the model re-decodes only what changed.
 import type { InferenceRequest, InferenceScheduler, StreamKey } from './inference-scheduler.js';
+import type { StreamCapacity } from './stream-capacity.js';
 import type { RunnerOptions } from './runner.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
@@ -12,12 +13,14 @@ import type { Attributes, StreamTrace } from '../tracing.js';
 
 export const SAMPLE_RATE = 16_000;
 
-/** The scheduler that shares the process's one speech model out among channels (it runs it). */
+/** The scheduler that shares the process's one speech model out among channels (it runs it),
+ *  and the admission of live streams against what it can serve. */
 export interface SharedModel {
   scheduler: InferenceScheduler;
+  capacity: StreamCapacity;
 }
 
-export interface Window {
+interface Window {
   samples: Float32Array;
   /** Stream time of the first and one past the last sample, in samples at 16 kHz. */
   start: number;

@@ -13,14 +13,15 @@ import { SpeechDetector, WINDOW, type DetectorOptions, type SpeechEvent } from '
 import type { VadBatcher } from './vad-batcher.js';
 import { frameBytes } from '../protocol.js';
 
-export interface SegmentedRunnerOptions extends RunnerOptions {
+interface SegmentedRunnerOptions extends RunnerOptions {
   // Only `process` is used: an adapter may pass a wrapper that watches the VAD's progress.
   vad: Pick<VadBatcher, 'process'>;
   interimResults: boolean;
   config: Config;
 }
 
-const ms = (v: number): number => Math.round((v * SAMPLE_RATE) / 1000);
+/** Milliseconds as a count of 16 kHz samples (the VAD settings are in ms, the detector counts samples). */
+const samplesInMs = (ms: number): number => Math.round((ms * SAMPLE_RATE) / 1000);
 const MAX_VAD_REQUEST = SAMPLE_RATE; // one second, 31 windows
 /** Interims come at least INTERIM_INTERVAL_SECONDS apart, and this fraction of the speech so far. */
 const INTERIM_SPACING = 0.2;
@@ -106,14 +107,14 @@ class SegmentedChannel {
     const detector: DetectorOptions = {
       start: config.vadStartThreshold,
       end: config.vadEndThreshold,
-      minSpeech: ms(config.vadMinSpeechMs),
-      minSilence: ms(config.vadMinSilenceMs),
+      minSpeech: samplesInMs(config.vadMinSpeechMs),
+      minSilence: samplesInMs(config.vadMinSilenceMs),
       // The model's input, speech plus the padding before it, stays within the maximum.
-      maxUtterance: Math.max(ms(config.vadMinSpeechMs) + WINDOW, Math.round(config.maxUtteranceSeconds * SAMPLE_RATE) - ms(config.vadPadBeforeMs)),
+      maxUtterance: Math.max(samplesInMs(config.vadMinSpeechMs) + WINDOW, Math.round(config.maxUtteranceSeconds * SAMPLE_RATE) - samplesInMs(config.vadPadBeforeMs)),
     };
     this.detector = new SpeechDetector(detector);
-    this.padBefore = ms(config.vadPadBeforeMs);
-    this.padAfter = ms(config.vadPadAfterMs);
+    this.padBefore = samplesInMs(config.vadPadBeforeMs);
+    this.padAfter = samplesInMs(config.vadPadAfterMs);
     this.interimInterval = Math.round(config.interimIntervalSeconds * SAMPLE_RATE);
     this.maxBacklog = config.maxBacklogSeconds * SAMPLE_RATE;
     this.model = new ModelChannel(index, Math.max(this.maxBacklog, 2 * detector.maxUtterance), options, progressed);

@@ -52,7 +52,7 @@ class Windower {
   }
 }
 
-export interface SimpleRunnerOptions extends RunnerOptions {
+interface SimpleRunnerOptions extends RunnerOptions {
   windowSeconds: number;
   maxBacklogSeconds: number;
 }

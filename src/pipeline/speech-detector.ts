@@ -34,11 +34,6 @@ export class SpeechDetector {
     return this.windows * WINDOW;
   }
 
-  /** True while inside confirmed speech. */
-  get speaking(): boolean {
-    return this.confirmed;
-  }
-
   get speechStart(): number | undefined {
     return this.confirmed ? this.onset : undefined;
   }

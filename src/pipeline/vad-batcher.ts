@@ -43,10 +43,6 @@ export class VadBatcher {
     });
   }
 
-  close(): void {
-    this.task.close();
-  }
-
   private dispatch(): void {
     // A job for one or two channels costs nearly what one for dozens does (one ONNX call per
     // window step either way): a small batch waits up to LINGER_MS for company. A channel's

@@ -167,12 +167,12 @@ function pathological(r: Rng): string {
   }
 }
 
-export interface Case {
+interface Case {
   text: string;
   maxChannels: number;
 }
 
-export function generate(seed: number, i: number): Case {
+function generate(seed: number, i: number): Case {
   const r = new Rng(iterationSeed(seed, i));
   const maxChannels = r.chance(0.5) ? 8 : 1 + r.int(64);
   const kind = r.int(100);
@@ -218,7 +218,7 @@ function plainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-export function expected(text: string, maxChannels: number): Expected {
+function expected(text: string, maxChannels: number): Expected {
   let msg: unknown;
   try {
     msg = JSON.parse(text);
@@ -293,14 +293,14 @@ export function expected(text: string, maxChannels: number): Expected {
 // --- Checking one case ---------------------------------------------------------------------------
 
 const SLOW_MS = 1000; // a single parse this slow is a failure (the largest frames are ~1 MB)
-export const MAX_ECHO = 1024; // error messages go back to the client; longer ones are reported (soft)
+const MAX_ECHO = 1024; // error messages go back to the client; longer ones are reported (soft)
 
-export interface Outcome {
+interface Outcome {
   failure?: string;
   longMessage?: { length: number; code: ErrorCode };
 }
 
-export function check(c: Case): Outcome {
+function check(c: Case): Outcome {
   const want = expected(c.text, c.maxChannels);
   const t0 = performance.now();
   let got: unknown;

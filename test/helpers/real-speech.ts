@@ -8,7 +8,7 @@ import { wordErrors } from './wer.js';
 
 export const REAL_SPEECH = path.join(FIXTURES, 'real-speech', 'prompts_16k_mono_s16.wav');
 
-export interface Prompt {
+interface Prompt {
   start: number;
   end: number;
   text: string;

@@ -19,9 +19,5 @@ export function wordErrors(reference: string, hypothesis: string): number {
   return prev[h.length]!;
 }
 
-export function wer(reference: string, hypothesis: string): number {
-  return wordErrors(reference, hypothesis) / Math.max(1, words(reference).length);
-}
-
 export const UTTERANCE_A = 'the quick brown fox jumped over the lazy dog';
 export const UTTERANCE_B = 'please call stella and ask her to bring these things with her from the store';
