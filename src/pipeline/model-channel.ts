@@ -4,7 +4,6 @@
 // which the stream is failed with BACKLOG (see Session). Each interim's tokens are the draft of
 // the next request on the same utterance, so the model re-decodes only what changed.
 import type { InferenceRequest, InferenceScheduler, StreamKey } from './inference-scheduler.js';
-import type { StreamCapacity } from './stream-capacity.js';
 import type { RunnerOptions } from './runner.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
@@ -13,11 +12,9 @@ import type { Attributes, StreamTrace } from '../tracing.js';
 
 export const SAMPLE_RATE = 16_000;
 
-/** The scheduler that shares the process's one speech model out among channels (it runs it),
- *  and the admission of live streams against what it can serve. */
+/** The scheduler that shares the process's one speech model out among channels (it runs it). */
 export interface SharedModel {
   scheduler: InferenceScheduler;
-  capacity: StreamCapacity;
 }
 
 interface Window {
