@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "addon_data.h"
-#include "executor.h"
+#include "binding_util.h"
 #include "stream.h"
 #include "task.h"
 
@@ -67,9 +67,7 @@ class DecodeBatchJob final : public Job {
     for (std::size_t i = 0; i < items_.size(); ++i) {
       const Item& item = items_[i];
       if (!item.code.empty()) {
-        Napi::Error error = CodedError(env, item.code, item.message);
-        error.Set("task", Napi::String::New(env, std::string(SubsystemName(kSubsystem))));
-        chunks.Set(static_cast<uint32_t>(i), error.Value());
+        chunks.Set(static_cast<uint32_t>(i), TaskError(env, kSubsystem, item.code, item.message).Value());
         continue;
       }
       Napi::Object chunk = MakeChunk(env, item.out, item.state->format(), item.size, 0);
@@ -91,7 +89,7 @@ class DecodeBatchJob final : public Job {
   static void Panicked(Item& item, const std::string& what) {
     TaskMetrics::Get().Panicked(kSubsystem);
     item.code = "NATIVE_PANIC";
-    item.message = std::string(SubsystemName(kSubsystem)) + " task panicked: " + what;
+    item.message = PanicMessage(kSubsystem, what);
     item.out.clear();
   }
 
@@ -128,7 +126,7 @@ Napi::Value DecodeBatch(const Napi::CallbackInfo& info) {
     const Napi::Value b = bytes.Get(i);
     AudioStream* stream = UnwrapAs<AudioStream>(s, data.audio_stream);
     if (stream == nullptr) ThrowCoded(env, "INVALID_ARGUMENT", "decodeBatch(): streams must be AudioStreams");
-    if (!b.IsTypedArray() || b.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    if (!IsTypedArrayOf(b, napi_uint8_array)) {
       ThrowCoded(env, "INVALID_ARGUMENT", "decodeBatch(): bytes must be Uint8Arrays");
     }
     if (stream->closed()) ThrowCoded(env, "CLOSED", "decodeBatch(): an audio stream is closed");
@@ -146,8 +144,7 @@ Napi::Value DecodeBatch(const Napi::CallbackInfo& info) {
   // Everything checked: reserve the streams (nothing above changed any state).
   const Clock::time_point now = Clock::now();
   for (DecodeBatchJob::Item& item : items) item.created = item.stream->task().OnSubmit(now);
-  return Submit(env, task.state(), info[0].As<Napi::Object>(),
-                std::make_unique<DecodeBatchJob>(std::move(items)), {pins});
+  return SubmitOn(task, std::make_unique<DecodeBatchJob>(std::move(items)), {pins});
 }
 
 }  // namespace speech

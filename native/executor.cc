@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "binding_util.h"
+
 namespace speech {
 namespace {
 
@@ -112,11 +114,9 @@ class TaskWorker final : public Napi::AsyncWorker {
       TaskMetrics::Get().Panicked(subsystem_);
     }
     const bool panicked = outcome_ == Outcome::kPanicked;
-    Napi::Error error = CodedError(
-        env, panicked ? "NATIVE_PANIC" : code_,
-        panicked ? std::string(SubsystemName(subsystem_)) + " task panicked: " + message_ : message_);
-    error.Set("task", Napi::String::New(env, std::string(SubsystemName(subsystem_))));
-    deferred_.Reject(error.Value());
+    deferred_.Reject(TaskError(env, subsystem_, panicked ? "NATIVE_PANIC" : code_,
+                               panicked ? PanicMessage(subsystem_, message_) : message_)
+                         .Value());
   }
 
  private:

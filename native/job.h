@@ -32,17 +32,4 @@ class Job {
   virtual void Settled() {}
 };
 
-// A JS Error with `code` set: how a typed failure crosses the boundary (thrown, rejected, or as
-// one item of a batch's results).
-inline Napi::Error CodedError(Napi::Env env, const std::string& code, const std::string& message) {
-  Napi::Error error = Napi::Error::New(env, message);
-  error.Set("code", Napi::String::New(env, code));
-  return error;
-}
-
-// Throws a CodedError, for argument and state errors raised synchronously.
-[[noreturn]] inline void ThrowCoded(Napi::Env env, const char* code, const std::string& message) {
-  throw CodedError(env, code, message);
-}
-
 }  // namespace speech

@@ -9,7 +9,7 @@
 #endif
 #include <unistd.h>
 
-#include "executor.h"
+#include "binding_util.h"
 #include "task.h"
 
 namespace speech {
@@ -49,7 +49,7 @@ class ReleaseJob final : public Job {
 
 Napi::Value ReleaseMemoryJs(const Napi::CallbackInfo& info) {
   TaskHandle& task = TaskHandle::FromFirstArg(info);
-  return Submit(info.Env(), task.state(), info[0].As<Napi::Object>(), std::make_unique<ReleaseJob>());
+  return SubmitOn(task, std::make_unique<ReleaseJob>());
 }
 
 }  // namespace speech

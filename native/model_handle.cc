@@ -3,9 +3,10 @@
 #include <string>
 
 #include "addon_data.h"
-#include "executor.h"
+#include "binding_util.h"
 #include "models/moonshine.h"
 #include "models/stub.h"
+#include "ort_env.h"
 #include "process_cache.h"
 #include "task.h"
 #include "task_metrics.h"
@@ -17,7 +18,6 @@ ProcessCache<Model>& LoadedModels() {
   static ProcessCache<Model> cache;
   return cache;
 }
-
 
 double NumberField(const Napi::Object& spec, const char* name) {
   const Napi::Value v = spec.Get(name);
@@ -88,6 +88,15 @@ class RunJob final : public Job {
   ModelOutput out_;
 };
 
+class OrtProbeJob final : public Job {
+ public:
+  void Execute() override { version_ = ProbeOrt(); }
+  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, version_); }
+
+ private:
+  std::string version_;
+};
+
 // Many utterances, possibly of many streams, in one job: the model batches what it can.
 class RunBatchJob final : public Job {
  public:
@@ -148,13 +157,12 @@ ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Mode
 Napi::Value ModelHandle::Run(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   TaskHandle& task = TaskHandle::FromFirstArg(info);
-  if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+  if (!IsTypedArrayOf(info[1], napi_float32_array)) {
     ThrowCoded(env, "INVALID_ARGUMENT", "run(task, samples) needs a Float32Array of 16 kHz samples");
   }
   Napi::Float32Array samples = info[1].As<Napi::Float32Array>();
-  return Submit(env, task.state(), info[0].As<Napi::Object>(),
-                std::make_unique<RunJob>(model_, samples.Data(), samples.ElementLength()),
-                {Value(), samples});
+  return SubmitOn(task, std::make_unique<RunJob>(model_, samples.Data(), samples.ElementLength()),
+                  {Value(), samples});
 }
 
 Napi::Value ModelHandle::MaxPadSamples(const Napi::CallbackInfo& info) {
@@ -178,7 +186,7 @@ Napi::Value ModelHandle::RunBatch(const Napi::CallbackInfo& info) {
   std::vector<Napi::Value> pins{Value()};
   for (std::uint32_t i = 0; i < samples.Length(); ++i) {
     const Napi::Value s = samples.Get(i);
-    if (!s.IsTypedArray() || s.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    if (!IsTypedArrayOf(s, napi_float32_array)) {
       ThrowCoded(env, "INVALID_ARGUMENT", "runBatch: every item's samples must be a Float32Array of 16 kHz samples");
     }
     const Napi::Float32Array f = s.As<Napi::Float32Array>();
@@ -186,15 +194,14 @@ Napi::Value ModelHandle::RunBatch(const Napi::CallbackInfo& info) {
     inputs[i].count = f.ElementLength();
     pins.push_back(s);
     const Napi::Value d = drafts.Get(i);
-    if (d.IsTypedArray() && d.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    if (IsTypedArrayOf(d, napi_int32_array)) {
       const Napi::Int32Array ids = d.As<Napi::Int32Array>();
       inputs[i].draft.assign(ids.Data(), ids.Data() + ids.ElementLength());
     } else if (!d.IsUndefined() && !d.IsNull()) {
       ThrowCoded(env, "INVALID_ARGUMENT", "runBatch: a draft must be an Int32Array of token ids or undefined");
     }
   }
-  return Submit(env, task.state(), info[0].As<Napi::Object>(),
-                std::make_unique<RunBatchJob>(model_, std::move(inputs)), pins);
+  return SubmitOn(task, std::make_unique<RunBatchJob>(model_, std::move(inputs)), pins);
 }
 
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
@@ -218,8 +225,21 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   } else if (name != "stub") {
     ThrowCoded(env, "UNKNOWN_MODEL", "unknown model kind: " + name);
   }
-  return Submit(env, task.state(), info[0].As<Napi::Object>(),
-                std::make_unique<LoadJob>(ParseStubOptions(spec.Get("stub")), std::move(dir), weights));
+  return SubmitOn(task, std::make_unique<LoadJob>(ParseStubOptions(spec.Get("stub")), std::move(dir), weights));
+}
+
+// probeOrt(task): Promise<string>, ONNX Runtime's version once a real inference succeeded.
+Napi::Value ProbeOrtJs(const Napi::CallbackInfo& info) {
+  TaskHandle& task = TaskHandle::FromFirstArg(info);
+  return SubmitOn(task, std::make_unique<OrtProbeJob>());
+}
+
+void InitModel(Napi::Env env, Napi::Object exports) {
+  const Napi::Function model = ModelHandle::Define(env);
+  GetAddonData(env).model = Napi::Persistent(model);
+  exports.Set("Model", model);
+  exports.Set("loadModel", Napi::Function::New<LoadModel>(env, "loadModel"));
+  exports.Set("probeOrt", Napi::Function::New<ProbeOrtJs>(env, "probeOrt"));
 }
 
 }  // namespace speech

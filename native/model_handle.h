@@ -31,6 +31,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 };
 
 Napi::Value LoadModel(const Napi::CallbackInfo& info);
+// probeOrt(task): Promise<string>, ONNX Runtime's version once a real inference succeeded.
+Napi::Value ProbeOrtJs(const Napi::CallbackInfo& info);
+
+// Adds the Model class (its constructor kept in AddonData), loadModel and probeOrt.
+void InitModel(Napi::Env env, Napi::Object exports);
 
 // Speech models loaded in this process now (shared by every worker thread).
 std::size_t LoadedModelCount();

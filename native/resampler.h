@@ -37,7 +37,6 @@ class Resampler {
   // exactly round(total_input * 16000 / input_rate) (implicit zeros past the end). Then Reset().
   void Flush(std::vector<float>& out);
   void Reset();  // back to the initial state (same rate)
-  int input_rate() const { return input_rate_; }
 
   // Group delay of the filter in OUTPUT samples that the stream withholds until more input
   // arrives: after any n input samples, Process has appended at least

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "addon_data.h"
+#include "binding_util.h"
+#include "decode_batch.h"
 #include "executor.h"
 
 namespace speech {
@@ -64,6 +66,30 @@ int IntField(const Napi::Object& spec, const char* key, const char* wire, int fa
   return static_cast<int>(d);
 }
 
+// admitSampleRate(rate): null when a new stream at `rate` may start, else why not ('designs':
+// the budget of new designs per second is spent; 'rates': too many uncommon rates in use). See
+// SetResamplerBudget (resampler.h); a map lookup under the bank cache's lock, never a design.
+Napi::Value AdmitSampleRateJs(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) ThrowCoded(env, "INVALID_ARGUMENT", "admitSampleRate(rate) needs a number");
+  switch (AdmitRate(info[0].As<Napi::Number>().Int32Value())) {
+    case RateAdmission::kOk: return env.Null();
+    case RateAdmission::kTooManyDesigns: return Napi::String::New(env, "designs");
+    case RateAdmission::kTooManyRates: return Napi::String::New(env, "rates");
+  }
+  return env.Null();
+}
+
+// setResamplerBudget(designsPerSecond, maxRates): process-wide (0: unlimited); start-up.
+Napi::Value SetResamplerBudgetJs(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsNumber()) {
+    ThrowCoded(env, "INVALID_ARGUMENT", "setResamplerBudget(designsPerSecond, maxRates) needs two numbers");
+  }
+  SetResamplerBudget(info[0].As<Napi::Number>().DoubleValue(), info[1].As<Napi::Number>().Int32Value());
+  return env.Undefined();
+}
+
 }  // namespace
 
 void ReportResamplerMemory(Napi::Env env) {
@@ -78,9 +104,7 @@ Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out
                        const PcmFormat& format, std::size_t input_bytes, std::size_t discarded) {
   Napi::Array channels = Napi::Array::New(env, out.size());
   for (std::size_t c = 0; c < out.size(); ++c) {
-    Napi::Float32Array samples = Napi::Float32Array::New(env, out[c].size());
-    std::copy(out[c].begin(), out[c].end(), samples.Data());
-    channels.Set(static_cast<uint32_t>(c), samples);
+    channels.Set(static_cast<uint32_t>(c), CopyToTypedArray<Napi::Float32Array>(env, out[c]));
   }
   Napi::Object chunk = Napi::Object::New(env);
   chunk.Set("channels", channels);
@@ -131,7 +155,7 @@ void AudioStream::CheckReady(Napi::Env env) const {
 Napi::Value AudioStream::Push(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   CheckReady(env);
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+  if (!IsTypedArrayOf(info[0], napi_uint8_array)) {
     ThrowCoded(env, "INVALID_ARGUMENT", "push(bytes) needs a Uint8Array");
   }
   Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
@@ -162,6 +186,15 @@ Napi::Value AudioStream::Close(const Napi::CallbackInfo& info) {
   if (!task_.busy()) state_.reset();
   ReportResamplerMemory(info.Env());
   return info.Env().Undefined();
+}
+
+void InitStream(Napi::Env env, Napi::Object exports) {
+  const Napi::Function stream = AudioStream::Define(env);
+  GetAddonData(env).audio_stream = Napi::Persistent(stream);
+  exports.Set("AudioStream", stream);
+  exports.Set("decodeBatch", Napi::Function::New<DecodeBatch>(env, "decodeBatch"));
+  exports.Set("admitSampleRate", Napi::Function::New<AdmitSampleRateJs>(env, "admitSampleRate"));
+  exports.Set("setResamplerBudget", Napi::Function::New<SetResamplerBudgetJs>(env, "setResamplerBudget"));
 }
 
 }  // namespace speech

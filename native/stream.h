@@ -49,6 +49,10 @@ class AudioStream : public Napi::ObjectWrap<AudioStream> {
 
 PcmFormat ParseFormat(const Napi::Object& spec);
 
+// Adds the AudioStream class (its constructor kept in AddonData), decodeBatch (decode_batch.h)
+// and the sample-rate admission: admitSampleRate, setResamplerBudget.
+void InitStream(Napi::Env env, Napi::Object exports);
+
 // Tells this environment's V8 the resamplers' filter-bank bytes (process-wide; each JS thread
 // reports the whole, as the banks are shared) as external memory, by the change since its last
 // report. Main thread; cheap (an atomic load).

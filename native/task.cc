@@ -3,7 +3,7 @@
 #include <string>
 
 #include "addon_data.h"
-#include "job.h"
+#include "binding_util.h"
 
 namespace speech {
 
@@ -86,6 +86,12 @@ Napi::Value TaskHandle::RecordPoll(const Napi::CallbackInfo& info) {
 Napi::Value TaskHandle::Close(const Napi::CallbackInfo& info) {
   state_->Close();
   return info.Env().Undefined();
+}
+
+void InitTask(Napi::Env env, Napi::Object exports) {
+  const Napi::Function task = TaskHandle::Define(env);
+  GetAddonData(env).task = Napi::Persistent(task);
+  exports.Set("Task", task);
 }
 
 }  // namespace speech

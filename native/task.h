@@ -50,4 +50,7 @@ class TaskHandle : public Napi::ObjectWrap<TaskHandle> {
   std::unique_ptr<TaskState> state_;
 };
 
+// Adds the Task class (its constructor kept in AddonData for Unwrap).
+void InitTask(Napi::Env env, Napi::Object exports);
+
 }  // namespace speech

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "addon_data.h"
-#include "executor.h"
+#include "binding_util.h"
 #include "job.h"
 #include "process_cache.h"
 #include "task.h"
@@ -83,7 +83,7 @@ class ProcessJob final : public Job {
         errors_[i] = {e.code(), e.what()};
         TaskMetrics::Get().Failed(Subsystem::kVad);
       } catch (const std::exception& e) {
-        errors_[i] = {"NATIVE_PANIC", std::string("vad task panicked: ") + e.what()};
+        errors_[i] = {"NATIVE_PANIC", PanicMessage(Subsystem::kVad, e.what())};
         TaskMetrics::Get().Panicked(Subsystem::kVad);
       }
       channels_[i]->Reset();
@@ -97,9 +97,7 @@ class ProcessJob final : public Job {
         probs.Set(static_cast<uint32_t>(i), CodedError(env, errors_[i].first, errors_[i].second).Value());
         continue;
       }
-      Napi::Float32Array p = Napi::Float32Array::New(env, probs_[i].size());
-      std::copy(probs_[i].begin(), probs_[i].end(), p.Data());
-      probs.Set(static_cast<uint32_t>(i), p);
+      probs.Set(static_cast<uint32_t>(i), CopyToTypedArray<Napi::Float32Array>(env, probs_[i]));
     }
     Napi::Object out = Napi::Object::New(env);
     out.Set("probs", probs);
@@ -118,7 +116,6 @@ class ProcessJob final : public Job {
   std::vector<std::vector<float>> probs_;
   std::vector<std::pair<std::string, std::string>> errors_;  // per channel after a failed batch: code, message
 };
-
 
 }  // namespace
 
@@ -171,7 +168,7 @@ Napi::Value VadHandle::Process(const Napi::CallbackInfo& info) {
     VadChannelHandle* h = UnwrapAs<VadChannelHandle>(channels.Get(i), data.vad_channel);
     const Napi::Value a = audio.Get(i);
     if (h == nullptr) ThrowCoded(env, "INVALID_ARGUMENT", "process(): channels must be VadChannels");
-    if (!a.IsTypedArray() || a.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    if (!IsTypedArrayOf(a, napi_float32_array)) {
       ThrowCoded(env, "INVALID_ARGUMENT", "process(): audio must be Float32Arrays");
     }
     if (h->busy) ThrowCoded(env, "BUSY", "process(): a channel is already in a job in flight");
@@ -188,8 +185,7 @@ Napi::Value VadHandle::Process(const Napi::CallbackInfo& info) {
   if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
     ThrowCoded(env, "INVALID_ARGUMENT", "process(): a channel appears twice");
   }
-  return Submit(env, task.state(), info[0].As<Napi::Object>(),
-                std::make_unique<ProcessJob>(vad_, std::move(handles), std::move(spans)), pins);
+  return SubmitOn(task, std::make_unique<ProcessJob>(vad_, std::move(handles), std::move(spans)), pins);
 }
 
 std::size_t LoadedVadCount() { return LoadedVads().Live(); }
@@ -198,8 +194,18 @@ Napi::Value LoadVad(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   TaskHandle& task = TaskHandle::FromFirstArg(info);
   if (!info[1].IsString()) ThrowCoded(env, "INVALID_ARGUMENT", "loadVad(task, path) needs a path");
-  return Submit(env, task.state(), info[0].As<Napi::Object>(),
-                std::make_unique<LoadVadJob>(info[1].As<Napi::String>().Utf8Value()));
+  return SubmitOn(task, std::make_unique<LoadVadJob>(info[1].As<Napi::String>().Utf8Value()));
+}
+
+void InitVad(Napi::Env env, Napi::Object exports) {
+  AddonData& data = GetAddonData(env);
+  const Napi::Function vad = VadHandle::Define(env);
+  const Napi::Function vad_channel = VadChannelHandle::Define(env);
+  data.vad = Napi::Persistent(vad);
+  data.vad_channel = Napi::Persistent(vad_channel);
+  exports.Set("Vad", vad);
+  exports.Set("VadChannel", vad_channel);
+  exports.Set("loadVad", Napi::Function::New<LoadVad>(env, "loadVad"));
 }
 
 }  // namespace speech

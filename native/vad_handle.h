@@ -48,4 +48,7 @@ Napi::Value LoadVad(const Napi::CallbackInfo& info);
 // Silero models loaded in this process now (shared by every worker thread).
 std::size_t LoadedVadCount();
 
+// Adds the Vad and VadChannel classes (their constructors kept in AddonData) and loadVad.
+void InitVad(Napi::Env env, Napi::Object exports);
+
 }  // namespace speech
