@@ -15,9 +15,9 @@ interface FrontEndSink {
 }
 
 export class AudioFrontEnd {
-  // The native stream is this stream's audio_decoding task (its flush a job of its own; its
-  // pushes run in the batcher's jobs).
-  private readonly stream: NativeAudioStream;
+  // The native decoder and resampler state (an addon.AudioStream), and this stream's
+  // audio_decoding task (its flush a job of its own; its pushes run in the batcher's jobs).
+  private readonly codec: NativeAudioStream;
   private readonly bytesPerSecond: number;
   // What the batcher sees of this front end: made once, not per frame.
   private readonly client: DecodeClient;
@@ -37,17 +37,17 @@ export class AudioFrontEnd {
     // Decode jobs are small and many: summed on the stream's span, no span each.
     private readonly trace: StreamTrace,
   ) {
-    this.stream = new addon.AudioStream(format);
+    this.codec = new addon.AudioStream(format);
     // A rate whose filter bank is not cached yet gets it designed on a worker (milliseconds): the
     // stream's first decode waits for it, like behind a decode job in flight.
-    const ready = this.stream.prepare();
+    const ready = this.codec.prepare();
     if (ready) {
       this.inFlight = true;
       settle('audio_decoding', ready, () => this.prepared(), (failure) => this.failed(failure));
     }
     this.bytesPerSecond = format.sampleRate * format.channels * (format.bitDepth / 8);
     this.client = {
-      stream: this.stream,
+      codec: this.codec,
       take: () => this.take(),
       decoded: (chunk) => this.decoded(chunk),
       failed: (failure) => this.failed(failure),
@@ -81,7 +81,7 @@ export class AudioFrontEnd {
     if (this.closed) return;
     this.inFlight = true;
     try {
-      const chunk = await this.stream.flush();
+      const chunk = await this.codec.flush();
       this.trace.decoded(chunk);
       if (!this.closed) this.deliver(chunk);
     } catch (e) {
@@ -102,7 +102,7 @@ export class AudioFrontEnd {
       this.decoder.cancel(this.client);
     }
     // A batch already decoding this stream keeps it pinned and finishes; its chunk is dropped.
-    this.stream.close();
+    this.codec.close();
     this.wakeIdle();
   }
 

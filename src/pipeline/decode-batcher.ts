@@ -12,7 +12,8 @@ import { Task, TaskFailure, settle, toTaskFailure } from '../tasks.js';
 
 /** A stream that wants its pending bytes decoded (AudioFrontEnd). */
 export interface DecodeClient {
-  readonly stream: NativeAudioStream;
+  /** Its native decoder and resampler state (an addon.AudioStream). */
+  readonly codec: NativeAudioStream;
   /** Called when the client's job is dispatched: everything pending, now owned by the job, or
    *  undefined if there is nothing (after which the client is not in the job). */
   take(): Uint8Array | undefined;
@@ -65,7 +66,7 @@ export class DecodeBatcher {
   private dispatch(): void {
     while (!this.delivering && this.inFlight < this.maxInFlight && this.pending.size > 0) {
       const clients: DecodeClient[] = [];
-      const streams: NativeAudioStream[] = [];
+      const codecs: NativeAudioStream[] = [];
       const bytes: Uint8Array[] = [];
       for (const client of this.pending) {
         if (this.busy.has(client)) continue;
@@ -73,21 +74,21 @@ export class DecodeBatcher {
         const taken = client.take();
         if (taken === undefined) continue;
         clients.push(client);
-        streams.push(client.stream);
+        codecs.push(client.codec);
         bytes.push(taken);
       }
       if (clients.length === 0) return;
-      this.run(clients, streams, bytes);
+      this.run(clients, codecs, bytes);
     }
   }
 
-  private run(clients: DecodeClient[], streams: NativeAudioStream[], bytes: Uint8Array[]): void {
+  private run(clients: DecodeClient[], codecs: NativeAudioStream[], bytes: Uint8Array[]): void {
     this.inFlight++;
     this.jobCount++;
     for (const c of clients) this.busy.add(c);
     let job: Promise<DecodeBatchResult>;
     try {
-      job = addon.decodeBatch(this.task.native, streams, bytes);
+      job = addon.decodeBatch(this.task.native, codecs, bytes);
     } catch (e) {
       // A refused batch (CLOSED, BUSY, ...) is a bug here: the clients guarantee a live stream
       // with no other job. The refusal names no stream, so every client of the batch fails.
