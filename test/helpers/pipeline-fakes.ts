@@ -32,6 +32,16 @@ export async function settleAll(rounds = 20): Promise<void> {
   for (let i = 0; i < rounds; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
+/** Waits (a turn of the event loop at a time) until `condition` holds; fails after `ms`. Native
+ *  jobs run on the threadpool: how many turns they take depends on the machine's load. */
+export async function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => { resolve = r; });
@@ -157,20 +167,24 @@ export class LoudnessVad extends Holdable implements Pick<VadBatcher, 'process'>
   }
 }
 
-/** A trace that records its model spans' outcomes. */
-export function recordingTrace(): StreamTrace & { spans: string[] } {
+/** A trace that records its model spans' outcomes and counts the wire bytes its decode jobs took. */
+export function recordingTrace(): StreamTrace & { spans: string[]; decodedBytes: number } {
   const spans: string[] = [];
-  return {
+  const trace = {
     spans,
+    decodedBytes: 0,
     recording: false,
     logFields: {},
-    stage: (stage) => ({
+    stage: (stage: string) => ({
       end() { spans.push(`${stage}: ok`); },
       fail(code: string) { spans.push(`${stage}: ${code}`); },
     }),
-    decoded() {},
+    decoded(timing: object) {
+      if ('inputBytes' in timing && typeof timing.inputBytes === 'number') trace.decodedBytes += timing.inputBytes;
+    },
     vadAnswered() {},
     sent() {},
     end() {},
   };
+  return trace;
 }
