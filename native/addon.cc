@@ -20,7 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   MarkJsThread();  // this thread runs JS: no filter design may happen on it
   // Before any feature's Init: they keep their constructors in it.
   env.SetInstanceData<AddonData>(std::make_unique<AddonData>().release());  // freed by the environment
-  InitTask(env, exports);     // Task
+  InitTask(env, exports);                                                   // Task
   InitStream(env, exports);   // AudioStream, decodeBatch, admitSampleRate, setResamplerBudget
   InitModel(env, exports);    // Model, loadModel, probeOrt
   InitVad(env, exports);      // Vad, VadChannel, loadVad
@@ -32,8 +32,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }  // namespace
 }  // namespace speech
 
-static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) {
-  return speech::Init(env, exports);
-}
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return speech::Init(env, exports); }
 
 NODE_API_MODULE(speech_native, InitAddon)

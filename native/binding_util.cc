@@ -8,16 +8,13 @@ Napi::Error CodedError(Napi::Env env, const std::string& code, const std::string
   return error;
 }
 
-Napi::Error TaskError(Napi::Env env, Subsystem subsystem, const std::string& code,
-                      const std::string& message) {
+Napi::Error TaskError(Napi::Env env, Subsystem subsystem, const std::string& code, const std::string& message) {
   Napi::Error error = CodedError(env, code, message);
   error.Set("task", Napi::String::New(env, std::string(SubsystemName(subsystem))));
   return error;
 }
 
-void ThrowCoded(Napi::Env env, const char* code, const std::string& message) {
-  throw CodedError(env, code, message);
-}
+void ThrowCoded(Napi::Env env, const char* code, const std::string& message) { throw CodedError(env, code, message); }
 
 std::string PanicMessage(Subsystem subsystem, const std::string& what) {
   return std::string(SubsystemName(subsystem)) + " task panicked: " + what;

@@ -22,8 +22,7 @@ Napi::Error CodedError(Napi::Env env, const std::string& code, const std::string
 
 // A CodedError that also names the subsystem whose job failed (`task`), as the executor's
 // rejections do.
-Napi::Error TaskError(Napi::Env env, Subsystem subsystem, const std::string& code,
-                      const std::string& message);
+Napi::Error TaskError(Napi::Env env, Subsystem subsystem, const std::string& code, const std::string& message);
 
 // Throws a CodedError, for argument and state errors raised synchronously.
 [[noreturn]] void ThrowCoded(Napi::Env env, const char* code, const std::string& message);
@@ -44,7 +43,6 @@ TypedArray CopyToTypedArray(Napi::Env env, const std::vector<T>& values) {
 
 // Submits `job` as a poll of `task` (the Task given as info[0]); the task's object and `pins`
 // (borrowed buffers, their owners) stay referenced until the promise settles.
-Napi::Promise SubmitOn(TaskHandle& task, std::unique_ptr<Job> job,
-                       const std::vector<Napi::Value>& pins = {});
+Napi::Promise SubmitOn(TaskHandle& task, std::unique_ptr<Job> job, const std::vector<Napi::Value>& pins = {});
 
 }  // namespace speech

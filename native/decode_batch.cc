@@ -23,8 +23,8 @@ double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 class DecodeBatchJob final : public Job {
  public:
   struct Item {
-    AudioStream* stream;  // pinned by the executor; main thread only (Settled)
-    StreamState* state;   // the stream's; touched by this job alone while its task is busy
+    AudioStream* stream;       // pinned by the executor; main thread only (Settled)
+    StreamState* state;        // the stream's; touched by this job alone while its task is busy
     const std::uint8_t* data;  // pinned by the executor
     std::size_t size;
     std::optional<Clock::time_point> created;  // set when this is the stream's first poll
@@ -34,8 +34,7 @@ class DecodeBatchJob final : public Job {
     std::string message{};
   };
 
-  explicit DecodeBatchJob(std::vector<Item> items)
-      : items_(std::move(items)), submitted_(Clock::now()) {}
+  explicit DecodeBatchJob(std::vector<Item> items) : items_(std::move(items)), submitted_(Clock::now()) {}
 
   // Never throws: each stream's exception is caught and kept for that stream alone.
   void Execute() override {

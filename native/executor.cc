@@ -43,8 +43,7 @@ void PrepareThisWorkerThread() {
 
 class TaskWorker final : public Napi::AsyncWorker {
  public:
-  TaskWorker(Napi::Env env, TaskState& task, std::unique_ptr<Job> job,
-             std::optional<Clock::time_point> created)
+  TaskWorker(Napi::Env env, TaskState& task, std::unique_ptr<Job> job, std::optional<Clock::time_point> created)
       : Napi::AsyncWorker(env, "speech:job"),
         deferred_(Napi::Promise::Deferred::New(env)),
         task_(task),

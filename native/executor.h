@@ -9,8 +9,8 @@
 
 #include <napi.h>
 
-#include <vector>
 #include <memory>
+#include <vector>
 
 #include "job.h"
 #include "task.h"

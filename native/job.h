@@ -12,8 +12,7 @@ namespace speech {
 // promise whose error carries `code`. Any other exception escaping a job is a panic: a bug.
 class JobError : public std::runtime_error {
  public:
-  JobError(std::string code, const std::string& message)
-      : std::runtime_error(message), code_(std::move(code)) {}
+  JobError(std::string code, const std::string& message) : std::runtime_error(message), code_(std::move(code)) {}
   const std::string& code() const { return code_; }
 
  private:

@@ -15,13 +15,16 @@
 namespace speech {
 namespace {
 
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }  // NOLINT(cppcoreguidelines-owning-memory): the owner
+};
+
 // Resident bytes of this process (/proc/self/statm's second field, in pages); 0 if unreadable.
 std::int64_t ResidentBytes() {
-  std::FILE* f = std::fopen("/proc/self/statm", "r");
-  if (f == nullptr) return 0;
+  const std::unique_ptr<std::FILE, FileCloser> f(std::fopen("/proc/self/statm", "r"));
+  if (!f) return 0;
   long long size = 0, resident = 0;
-  const int read = std::fscanf(f, "%lld %lld", &size, &resident);
-  std::fclose(f);
+  const int read = std::fscanf(f.get(), "%lld %lld", &size, &resident);
   return read == 2 ? static_cast<std::int64_t>(resident) * sysconf(_SC_PAGESIZE) : 0;
 }
 

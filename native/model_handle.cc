@@ -143,10 +143,10 @@ class RunBatchJob final : public Job {
 std::size_t LoadedModelCount() { return LoadedModels().Live(); }
 
 Napi::Function ModelHandle::Define(Napi::Env env) {
-  return DefineClass(env, "Model", {InstanceMethod<&ModelHandle::Run>("run"),
-                                    InstanceMethod<&ModelHandle::RunBatch>("runBatch"),
-                                    InstanceAccessor<&ModelHandle::MaxPadSamples>("maxPadSamples"),
-                                    InstanceAccessor<&ModelHandle::Weights>("weights")});
+  return DefineClass(env, "Model",
+                     {InstanceMethod<&ModelHandle::Run>("run"), InstanceMethod<&ModelHandle::RunBatch>("runBatch"),
+                      InstanceAccessor<&ModelHandle::MaxPadSamples>("maxPadSamples"),
+                      InstanceAccessor<&ModelHandle::Weights>("weights")});
 }
 
 ModelHandle::ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
@@ -161,8 +161,7 @@ Napi::Value ModelHandle::Run(const Napi::CallbackInfo& info) {
     ThrowCoded(env, "INVALID_ARGUMENT", "run(task, samples) needs a Float32Array of 16 kHz samples");
   }
   Napi::Float32Array samples = info[1].As<Napi::Float32Array>();
-  return SubmitOn(task, std::make_unique<RunJob>(model_, samples.Data(), samples.ElementLength()),
-                  {Value(), samples});
+  return SubmitOn(task, std::make_unique<RunJob>(model_, samples.Data(), samples.ElementLength()), {Value(), samples});
 }
 
 Napi::Value ModelHandle::MaxPadSamples(const Napi::CallbackInfo& info) {
@@ -177,7 +176,8 @@ Napi::Value ModelHandle::RunBatch(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   TaskHandle& task = TaskHandle::FromFirstArg(info);
   if (!info[1].IsArray() || !info[2].IsArray() ||
-      info[1].As<Napi::Array>().Length() != info[2].As<Napi::Array>().Length() || info[1].As<Napi::Array>().Length() == 0) {
+      info[1].As<Napi::Array>().Length() != info[2].As<Napi::Array>().Length() ||
+      info[1].As<Napi::Array>().Length() == 0) {
     ThrowCoded(env, "INVALID_ARGUMENT", "runBatch(task, samples[], drafts[]) needs two arrays of one non-zero length");
   }
   const Napi::Array samples = info[1].As<Napi::Array>();
@@ -221,7 +221,8 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     const std::string asked = w.IsString() ? w.As<Napi::String>().Utf8Value() : "";
     if (asked == "auto") weights = BestMoonshineWeights();
     else if (asked == "int8") weights = MoonshineWeights::kInt8;
-    else if (asked != "package") ThrowCoded(env, "INVALID_ARGUMENT", "a moonshine spec's weights are auto, int8 or package");
+    else if (asked != "package")
+      ThrowCoded(env, "INVALID_ARGUMENT", "a moonshine spec's weights are auto, int8 or package");
   } else if (name != "stub") {
     ThrowCoded(env, "UNKNOWN_MODEL", "unknown model kind: " + name);
   }

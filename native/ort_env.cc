@@ -20,7 +20,9 @@ std::string Varint(std::uint64_t v) {
   } while (v != 0);
   return out;
 }
-std::string IntField(int number, std::uint64_t v) { return Varint(static_cast<std::uint64_t>(number) << 3) + Varint(v); }
+std::string IntField(int number, std::uint64_t v) {
+  return Varint(static_cast<std::uint64_t>(number) << 3) + Varint(v);
+}
 std::string BytesField(int number, std::string_view bytes) {
   return Varint((static_cast<std::uint64_t>(number) << 3) | 2) + Varint(bytes.size()) + std::string(bytes);
 }
@@ -35,8 +37,8 @@ std::string FloatVector3(std::string_view name) {
 std::string ProbeModel() {
   // NodeProto{input: x, input: x, output: y, op_type: Add}
   const std::string node = BytesField(1, "x") + BytesField(1, "x") + BytesField(2, "y") + BytesField(4, "Add");
-  const std::string graph = BytesField(1, node) + BytesField(2, "probe") +
-                            BytesField(11, FloatVector3("x")) + BytesField(12, FloatVector3("y"));
+  const std::string graph = BytesField(1, node) + BytesField(2, "probe") + BytesField(11, FloatVector3("x")) +
+                            BytesField(12, FloatVector3("y"));
   // ModelProto{ir_version: 8, graph, opset_import{version: 13}}
   return IntField(1, 8) + BytesField(7, graph) + BytesField(8, IntField(2, 13));
 }

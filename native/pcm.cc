@@ -53,8 +53,8 @@ const Tables& G711() {
 // One loop per (format, channel): a fixed stride and a small inlined sample function, which the
 // compiler vectorises for the common mono cases.
 template <typename SampleFn>
-void Deinterleave(const std::uint8_t* data, std::size_t frames, int channels, int bytes_per_sample,
-                  SampleFn sample, std::vector<std::vector<float>>& out) {
+void Deinterleave(const std::uint8_t* data, std::size_t frames, int channels, int bytes_per_sample, SampleFn sample,
+                  std::vector<std::vector<float>>& out) {
   if (frames == 0) return;  // `data` may be null then: no pointer arithmetic on it
   const std::size_t stride = static_cast<std::size_t>(channels) * bytes_per_sample;
   for (int c = 0; c < channels; ++c) {
@@ -103,43 +103,52 @@ void DecodeFrames(const PcmFormat& f, const std::uint8_t* data, std::size_t fram
   switch (f.encoding) {
     case Encoding::kMulaw: {
       const float* table = G711().mulaw;
-      return Deinterleave(data, frames, ch, bps, [table](const std::uint8_t* p) { return table[*p]; }, out);
+      return Deinterleave(
+          data, frames, ch, bps, [table](const std::uint8_t* p) { return table[*p]; }, out);
     }
     case Encoding::kAlaw: {
       const float* table = G711().alaw;
-      return Deinterleave(data, frames, ch, bps, [table](const std::uint8_t* p) { return table[*p]; }, out);
+      return Deinterleave(
+          data, frames, ch, bps, [table](const std::uint8_t* p) { return table[*p]; }, out);
     }
     case Encoding::kPcm:
       break;
   }
   if (f.is_float) {
     if (f.bit_depth == 32) {
-      return Deinterleave(data, frames, ch, bps, [](const std::uint8_t* p) { return Sanitize(Load<float>(p)); }, out);
+      return Deinterleave(
+          data, frames, ch, bps, [](const std::uint8_t* p) { return Sanitize(Load<float>(p)); }, out);
     }
-    return Deinterleave(data, frames, ch, bps, [](const std::uint8_t* p) {
-      return Sanitize(static_cast<float>(Load<double>(p)));
-    }, out);
+    return Deinterleave(
+        data, frames, ch, bps, [](const std::uint8_t* p) { return Sanitize(static_cast<float>(Load<double>(p))); },
+        out);
   }
   switch (f.bit_depth) {
     case 8:  // unsigned, 128 is zero
-      return Deinterleave(data, frames, ch, bps, [](const std::uint8_t* p) {
-        return (static_cast<float>(*p) - 128.0f) * (1.0f / 128.0f);
-      }, out);
+      return Deinterleave(
+          data, frames, ch, bps,
+          [](const std::uint8_t* p) { return (static_cast<float>(*p) - 128.0f) * (1.0f / 128.0f); }, out);
     case 16:
-      return Deinterleave(data, frames, ch, bps, [](const std::uint8_t* p) {
-        return static_cast<float>(Load<std::int16_t>(p)) * (1.0f / 32768.0f);
-      }, out);
+      return Deinterleave(
+          data, frames, ch, bps,
+          [](const std::uint8_t* p) { return static_cast<float>(Load<std::int16_t>(p)) * (1.0f / 32768.0f); }, out);
     case 24:  // 3-byte packed: shift into the top of an int32 to sign-extend
-      return Deinterleave(data, frames, ch, bps, [](const std::uint8_t* p) {
-        const std::int32_t v = static_cast<std::int32_t>(
-            (static_cast<std::uint32_t>(p[0]) << 8) | (static_cast<std::uint32_t>(p[1]) << 16) |
-            (static_cast<std::uint32_t>(p[2]) << 24));
-        return static_cast<float>(v >> 8) * (1.0f / 8388608.0f);
-      }, out);
+      return Deinterleave(
+          data, frames, ch, bps,
+          [](const std::uint8_t* p) {
+            const std::int32_t v = static_cast<std::int32_t>((static_cast<std::uint32_t>(p[0]) << 8) |
+                                                             (static_cast<std::uint32_t>(p[1]) << 16) |
+                                                             (static_cast<std::uint32_t>(p[2]) << 24));
+            return static_cast<float>(v >> 8) * (1.0f / 8388608.0f);
+          },
+          out);
     default:  // 32
-      return Deinterleave(data, frames, ch, bps, [](const std::uint8_t* p) {
-        return static_cast<float>(static_cast<double>(Load<std::int32_t>(p)) * (1.0 / 2147483648.0));
-      }, out);
+      return Deinterleave(
+          data, frames, ch, bps,
+          [](const std::uint8_t* p) {
+            return static_cast<float>(static_cast<double>(Load<std::int32_t>(p)) * (1.0 / 2147483648.0));
+          },
+          out);
   }
 }
 

@@ -1,5 +1,8 @@
 #include "process.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -7,9 +10,6 @@
 #include <string>
 #include <system_error>
 #include <vector>
-
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "binding_util.h"
 #include "executor.h"
@@ -44,6 +44,7 @@ Napi::Value Reexec(const Napi::CallbackInfo& info) {
     args.push_back(v.As<Napi::String>().Utf8Value());
   }
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   std::fflush(nullptr);
@@ -72,7 +73,8 @@ Napi::Value SetListenReceiveBufferJs(const Napi::CallbackInfo& info) {
     ThrowCoded(env, "INVALID_ARGUMENT", "setListenReceiveBuffer(port, bytes) needs two numbers");
   }
   try {
-    const int set = SetListenReceiveBuffer(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
+    const int set =
+        SetListenReceiveBuffer(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value());
     return Napi::Number::New(env, set);
   } catch (const std::system_error& e) {
     ThrowCoded(env, "SOCKET_OPTION", e.what());

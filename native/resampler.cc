@@ -129,11 +129,11 @@ struct HalfbandPlan {
 
 struct Plan {
   std::vector<HalfbandPlan> halfbands;
-  std::int64_t up = 1, down = 1;    // L, M
-  int taps = 0;                     // T, per polyphase row
+  std::int64_t up = 1, down = 1;      // L, M
+  int taps = 0;                       // T, per polyphase row
   double cutoff = 0, transition = 0;  // of the polyphase stage, cycles per stage-input sample
-  bool grouped = false;             // interleaved group table (else interpolated rows)
-  int group_span = 0;               // taps per lane in a group table: T + spread, rounded up
+  bool grouped = false;               // interleaved group table (else interpolated rows)
+  int group_span = 0;                 // taps per lane in a group table: T + spread, rounded up
 };
 
 // Half-band filter taps at +-1, +-3, ... +-(2K-1) around the centre tap 1/2: flat to stop_hz,
@@ -157,9 +157,7 @@ using GroupBounds = std::array<int, 8>;
 std::int64_t GroupPatterns(std::int64_t up) { return up / std::gcd<std::int64_t>(kGroup, up); }
 
 // Largest input offset of a group's last output from its first, over all patterns.
-std::int64_t GroupSpread(std::int64_t up, std::int64_t down) {
-  return (up - 1 + (kGroup - 1) * down) / up;
-}
+std::int64_t GroupSpread(std::int64_t up, std::int64_t down) { return (up - 1 + (kGroup - 1) * down) / up; }
 
 Plan MakePlan(int rate) {
   // Try every feasible number of halvings and keep the cheapest, in multiply-adds per input
@@ -197,9 +195,9 @@ Plan MakePlan(int rate) {
     // Relative costs measured on x86-64 (SSE2): a grouped output costs about its taps plus the
     // offset between the 4 lanes of a vector (GroupDot skips the zeros around them);
     // interpolated rows about twice their taps (see PushPoly).
-    const double per_out =
-        plan.grouped ? plan.taps + 3.0 * static_cast<double>(plan.down) / static_cast<double>(plan.up) + 4
-                     : 2.0 * plan.taps;
+    const double per_out = plan.grouped
+                               ? plan.taps + 3.0 * static_cast<double>(plan.down) / static_cast<double>(plan.up) + 4
+                               : 2.0 * plan.taps;
     const double cost = hb_cost + per_out * Resampler::kOutputRate / static_cast<double>(rate);
     if (halvings == 0 || cost < best_cost) {
       best = plan;
@@ -258,8 +256,7 @@ class ResamplerTable {
     grouped = plan.grouped;
     group_span = plan.group_span;
     DesignPolyphase(plan);
-    bytes = sizeof(*this) + group_coefs.capacity() * sizeof(float) +
-            group_bounds.capacity() * sizeof(GroupBounds) +
+    bytes = sizeof(*this) + group_coefs.capacity() * sizeof(float) + group_bounds.capacity() * sizeof(GroupBounds) +
             (rows.capacity() + deltas.capacity()) * sizeof(float);
     for (const Halfband& hb : halfbands) bytes += hb.taps4.capacity() * sizeof(float);
     g_table_count.fetch_add(1, std::memory_order_relaxed);
@@ -306,8 +303,7 @@ class ResamplerTable {
     // Unity gain at DC and an exact zero at the input Nyquist: 1/2 + 2 * sum(g) = 1.
     Halfband hb{k, std::vector<float>(4 * g.size())};
     for (std::size_t q = 0; q < g.size(); ++q) {
-      std::fill_n(hb.taps4.begin() + static_cast<std::ptrdiff_t>(4 * q), 4,
-                  static_cast<float>(g[q] * 0.25 / sum));
+      std::fill_n(hb.taps4.begin() + static_cast<std::ptrdiff_t>(4 * q), 4, static_cast<float>(g[q] * 0.25 / sum));
     }
     return hb;
   }
@@ -386,7 +382,8 @@ struct TableCache {
 };
 
 TableCache& Cache() {
-  static TableCache* cache = new TableCache();  // never destroyed: threadpool jobs may outlive exit
+  // Never destroyed: threadpool jobs may outlive exit.
+  static TableCache* cache = new TableCache();  // NOLINT(cppcoreguidelines-owning-memory)
   return *cache;
 }
 
@@ -438,8 +435,7 @@ std::shared_ptr<const ResamplerTable> GetTable(int rate) {
 #if SPEECH_RESAMPLER_SSE2
 // Vectors [kFirst, kLast) over taps [begin, end), both multiples of 4.
 template <int kFirst, int kLast>
-inline void GroupSegment(const float* c, const float* x, int begin, int end, __m128 (&even)[4],
-                         __m128 (&odd)[4]) {
+inline void GroupSegment(const float* c, const float* x, int begin, int end, __m128 (&even)[4], __m128 (&odd)[4]) {
   for (int j = begin; j < end; j += 4) {
     const __m128 x4 = _mm_loadu_ps(x + j);
     const __m128 b0 = _mm_shuffle_ps(x4, x4, 0x00), b1 = _mm_shuffle_ps(x4, x4, 0x55);
@@ -540,8 +536,7 @@ void Dot4(const float* const c[4], const float* const x[4], int taps, float* y) 
 // outputs (lanes are independent), so an output's value does not depend on its block. g4 holds
 // each g[q] four times (a ready-made broadcast).
 #if SPEECH_RESAMPLER_SSE2
-void HalfbandBlocks(const float* e, const float* o, const float* g4, int pairs, float* y,
-                    std::size_t blocks) {
+void HalfbandBlocks(const float* e, const float* o, const float* g4, int pairs, float* y, std::size_t blocks) {
   static_assert(kHalfbandLanes == 16, "four vectors per block");
   const __m128 half = _mm_set1_ps(0.5f);
   for (std::size_t b = 0; b < blocks; ++b) {
@@ -568,8 +563,7 @@ void HalfbandBlocks(const float* e, const float* o, const float* g4, int pairs, 
   }
 }
 #else
-void HalfbandBlocks(const float* e, const float* o, const float* g4, int pairs, float* y,
-                    std::size_t blocks) {
+void HalfbandBlocks(const float* e, const float* o, const float* g4, int pairs, float* y, std::size_t blocks) {
   for (std::size_t b = 0; b < blocks; ++b) {
     float acc[kHalfbandLanes];
     for (int l = 0; l < kHalfbandLanes; ++l) acc[l] = 0.5f * e[l];
@@ -627,8 +621,15 @@ void CheckRate(int input_rate) {
 
 bool IsCommonRate(int rate) {
   switch (rate) {
-    case 8000: case 11025: case 16000: case 22050: case 24000: case 32000: case 44100:
-    case 48000: case 96000:
+    case 8000:
+    case 11025:
+    case 16000:
+    case 22050:
+    case 24000:
+    case 32000:
+    case 44100:
+    case 48000:
+    case 96000:
       return true;
     default:
       return false;
@@ -784,8 +785,7 @@ void Resampler::Run(const float* in, std::size_t n, std::vector<float>& out) {
   }
 }
 
-void Resampler::PushHalfband(std::size_t stage, const float* in, std::size_t n,
-                             std::vector<float>& out) {
+void Resampler::PushHalfband(std::size_t stage, const float* in, std::size_t n, std::vector<float>& out) {
   HalfbandState& st = halfbands_[stage];
   const ResamplerTable::Halfband& hb = table_->halfbands[stage];
   // Deinterleave into the even and odd histories.
@@ -810,8 +810,8 @@ void Resampler::PushHalfband(std::size_t stage, const float* in, std::size_t n,
     const std::int64_t j0 = st.out_count;
     // Padding lanes of the last block read up to kHalfbandLanes - 1 samples past the valid
     // data (inside the slack); their results are discarded.
-    HalfbandBlocks(st.even.data() + (j0 - st.even_base), st.odd.data() + (j0 - st.odd_base),
-                   hb.taps4.data(), hb.pairs, out.data(), blocks);
+    HalfbandBlocks(st.even.data() + (j0 - st.even_base), st.odd.data() + (j0 - st.odd_base), hb.taps4.data(), hb.pairs,
+                   out.data(), blocks);
     st.out_count += static_cast<std::int64_t>(count);
   }
   out.resize(count);
@@ -855,13 +855,13 @@ void Resampler::PushPoly(const float* in, std::size_t n, std::vector<float>& out
         // lanes have zero taps there, so their values are those the full group will give.
         const std::size_t need = static_cast<std::size_t>(start + tb.group_span);
         if (need > st.buf.size()) st.buf.resize(need + kSlack);
-        if (need > st.len) std::fill(st.buf.begin() + static_cast<std::ptrdiff_t>(st.len),
-                                     st.buf.begin() + static_cast<std::ptrdiff_t>(need), 0.0f);
+        if (need > st.len)
+          std::fill(st.buf.begin() + static_cast<std::ptrdiff_t>(st.len),
+                    st.buf.begin() + static_cast<std::ptrdiff_t>(need), 0.0f);
       }
       float group[kGroup];
       const std::size_t pattern = static_cast<std::size_t>(st.phase / pattern_step);
-      GroupDot(tb.group_coefs.data() + pattern * block, st.buf.data() + start,
-               tb.group_bounds[pattern], group);
+      GroupDot(tb.group_coefs.data() + pattern * block, st.buf.data() + start, tb.group_bounds[pattern], group);
       for (std::int64_t o = st.lane; o < end; ++o) *y++ = group[o];
       if (end < kGroup) {
         st.lane = static_cast<int>(end);

@@ -48,11 +48,11 @@ class Resampler {
   // History of one half-band decimator, split into even and odd input samples so the filter runs
   // over contiguous memory.
   struct HalfbandState {
-    std::vector<float> even, odd;     // physical buffers, kept larger than the valid part
-    std::size_t even_len = 0, odd_len = 0;  // valid elements
+    std::vector<float> even, odd;              // physical buffers, kept larger than the valid part
+    std::size_t even_len = 0, odd_len = 0;     // valid elements
     std::int64_t even_base = 0, odd_base = 0;  // logical index of element 0
-    std::int64_t in_count = 0;   // input samples received
-    std::int64_t out_count = 0;  // output samples produced
+    std::int64_t in_count = 0;                 // input samples received
+    std::int64_t out_count = 0;                // output samples produced
   };
   // History of the polyphase stage: a linear buffer, compacted now and then.
   struct PolyState {
@@ -75,8 +75,8 @@ class Resampler {
   std::shared_ptr<const ResamplerTable> table_;  // null for the 16 kHz pass-through
   std::vector<HalfbandState> halfbands_;
   PolyState poly_;
-  std::uint64_t total_in_ = 0;  // input samples since the last Reset
-  std::uint64_t total_out_ = 0;  // output samples since the last Reset
+  std::uint64_t total_in_ = 0;     // input samples since the last Reset
+  std::uint64_t total_out_ = 0;    // output samples since the last Reset
   std::vector<float> scratch_[2];  // half-band outputs between stages
   std::vector<float> rows_;        // interpolated tap rows (odd rates only)
 };
@@ -104,7 +104,7 @@ struct ResamplerStats {
   std::int64_t table_bytes = 0;  // their heap bytes
   std::uint64_t designs = 0;     // banks designed since start
   std::uint64_t designs_on_js_thread = 0;
-  std::uint64_t refused = 0;     // admissions refused by the budget
+  std::uint64_t refused = 0;  // admissions refused by the budget
 };
 ResamplerStats GetResamplerStats();
 

@@ -73,9 +73,12 @@ Napi::Value AdmitSampleRateJs(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();
   if (!info[0].IsNumber()) ThrowCoded(env, "INVALID_ARGUMENT", "admitSampleRate(rate) needs a number");
   switch (AdmitRate(info[0].As<Napi::Number>().Int32Value())) {
-    case RateAdmission::kOk: return env.Null();
-    case RateAdmission::kTooManyDesigns: return Napi::String::New(env, "designs");
-    case RateAdmission::kTooManyRates: return Napi::String::New(env, "rates");
+    case RateAdmission::kOk:
+      return env.Null();
+    case RateAdmission::kTooManyDesigns:
+      return Napi::String::New(env, "designs");
+    case RateAdmission::kTooManyRates:
+      return Napi::String::New(env, "rates");
   }
   return env.Null();
 }
@@ -100,8 +103,8 @@ void ReportResamplerMemory(Napi::Env env) {
   data.reported_resampler_bytes = bytes;
 }
 
-Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out,
-                       const PcmFormat& format, std::size_t input_bytes, std::size_t discarded) {
+Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out, const PcmFormat& format,
+                       std::size_t input_bytes, std::size_t discarded) {
   Napi::Array channels = Napi::Array::New(env, out.size());
   for (std::size_t c = 0; c < out.size(); ++c) {
     channels.Set(static_cast<uint32_t>(c), CopyToTypedArray<Napi::Float32Array>(env, out[c]));
@@ -110,8 +113,7 @@ Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out
   chunk.Set("channels", channels);
   const std::size_t frame = static_cast<std::size_t>(format.FrameBytes());
   chunk.Set("inputBytes", Napi::Number::New(env, static_cast<double>(input_bytes)));
-  chunk.Set("inputSeconds", Napi::Number::New(env, static_cast<double>(input_bytes) / frame /
-                                                       format.sample_rate));
+  chunk.Set("inputSeconds", Napi::Number::New(env, static_cast<double>(input_bytes) / frame / format.sample_rate));
   chunk.Set("discardedBytes", Napi::Number::New(env, static_cast<double>(discarded)));
   return chunk;
 }
@@ -135,10 +137,8 @@ PcmFormat ParseFormat(const Napi::Object& spec) {
 
 Napi::Function AudioStream::Define(Napi::Env env) {
   return DefineClass(env, "AudioStream",
-                     {InstanceMethod<&AudioStream::Push>("push"),
-                      InstanceMethod<&AudioStream::Flush>("flush"),
-                      InstanceMethod<&AudioStream::Close>("close"),
-                      InstanceMethod<&AudioStream::Prepare>("prepare")});
+                     {InstanceMethod<&AudioStream::Push>("push"), InstanceMethod<&AudioStream::Flush>("flush"),
+                      InstanceMethod<&AudioStream::Close>("close"), InstanceMethod<&AudioStream::Prepare>("prepare")});
 }
 
 AudioStream::AudioStream(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AudioStream>(info) {

@@ -60,7 +60,7 @@ void ReportResamplerMemory(Napi::Env env);
 
 // The JS AudioChunk for one push or flush of `input_bytes` bytes in `format` that produced `out`
 // (16 kHz samples per channel), without its timing fields. Main thread.
-Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out,
-                       const PcmFormat& format, std::size_t input_bytes, std::size_t discarded);
+Napi::Object MakeChunk(Napi::Env env, const std::vector<std::vector<float>>& out, const PcmFormat& format,
+                       std::size_t input_bytes, std::size_t discarded);
 
 }  // namespace speech

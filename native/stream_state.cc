@@ -18,8 +18,7 @@ void StreamState::Prepare() {
   for (Resampler& r : resamplers_) r.Prepare();  // the first designs; the others find it cached
 }
 
-void StreamState::Push(const std::uint8_t* data, std::size_t size,
-                       std::vector<std::vector<float>>& out) {
+void StreamState::Push(const std::uint8_t* data, std::size_t size, std::vector<std::vector<float>>& out) {
   const std::size_t frame = static_cast<std::size_t>(format_.FrameBytes());
   out.resize(decoded_.size());  // one (maybe empty) output per channel, even for a partial frame
   for (auto& d : decoded_) d.clear();

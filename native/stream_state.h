@@ -31,7 +31,7 @@ class StreamState {
   void Resample(std::vector<std::vector<float>>& out);
 
   PcmFormat format_;
-  std::vector<std::uint8_t> carry_;  // bytes of an incomplete frame, at most FrameBytes() - 1
+  std::vector<std::uint8_t> carry_;          // bytes of an incomplete frame, at most FrameBytes() - 1
   std::vector<std::vector<float>> decoded_;  // scratch, input rate, per channel
   std::vector<Resampler> resamplers_;
 };

@@ -31,8 +31,6 @@ inline std::optional<Subsystem> ParseSubsystem(std::string_view name) {
   return std::nullopt;
 }
 
-inline std::string_view SubsystemName(Subsystem s) {
-  return kSubsystemNames[static_cast<std::size_t>(s)];
-}
+inline std::string_view SubsystemName(Subsystem s) { return kSubsystemNames[static_cast<std::size_t>(s)]; }
 
 }  // namespace speech

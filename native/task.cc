@@ -34,9 +34,9 @@ void TaskState::Close() {
 }
 
 Napi::Function TaskHandle::Define(Napi::Env env) {
-  return DefineClass(env, "Task",
-                     {InstanceMethod<&TaskHandle::RecordPoll>("recordPoll"),
-                      InstanceMethod<&TaskHandle::Close>("close")});
+  return DefineClass(
+      env, "Task",
+      {InstanceMethod<&TaskHandle::RecordPoll>("recordPoll"), InstanceMethod<&TaskHandle::Close>("close")});
 }
 
 TaskHandle::TaskHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TaskHandle>(info) {

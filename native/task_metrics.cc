@@ -33,8 +33,7 @@ TaskMetrics& TaskMetrics::Get() {
 }
 
 void TaskMetrics::Add(Subsystem s, TaskField f, std::uint64_t v) {
-  rows_[static_cast<std::size_t>(s)][static_cast<std::size_t>(f)].fetch_add(
-      v, std::memory_order_relaxed);
+  rows_[static_cast<std::size_t>(s)][static_cast<std::size_t>(f)].fetch_add(v, std::memory_order_relaxed);
 }
 
 void TaskMetrics::Max(Subsystem s, TaskField f, std::uint64_t v) {
@@ -59,8 +58,7 @@ void TaskMetrics::Idled(Subsystem s, Clock::duration idle) {
   Max(s, TaskField::max_idle_duration, ns);
 }
 
-void TaskMetrics::Polled(Subsystem s, Clock::duration delay, Clock::duration run,
-                         Outcome outcome) {
+void TaskMetrics::Polled(Subsystem s, Clock::duration delay, Clock::duration run, Outcome outcome) {
   const std::uint64_t delay_ns = Nanos(delay);
   const std::uint64_t run_ns = Nanos(run);
   Add(s, TaskField::total_scheduled_count, 1);
@@ -99,8 +97,7 @@ void TaskMetrics::JobStarted() {
 void TaskMetrics::JobFinished() { running_.fetch_sub(1, std::memory_order_relaxed); }
 
 void TaskMetrics::AddWorkerBusy(Clock::duration run) {
-  thread_local const std::size_t index =
-      workers_seen_.fetch_add(1, std::memory_order_relaxed) % kMaxWorkers;
+  thread_local const std::size_t index = workers_seen_.fetch_add(1, std::memory_order_relaxed) % kMaxWorkers;
   worker_busy_ns_[index].fetch_add(Nanos(run), std::memory_order_relaxed);
 }
 
@@ -125,8 +122,7 @@ TaskMetrics::Snapshot TaskMetrics::Take() const {
   snap.jobs_running = static_cast<double>(running_.load(std::memory_order_relaxed));
   const std::size_t workers = std::min(workers_seen_.load(std::memory_order_relaxed), kMaxWorkers);
   for (std::size_t i = 0; i < workers; ++i) {
-    snap.worker_busy_seconds.push_back(
-        static_cast<double>(worker_busy_ns_[i].load(std::memory_order_relaxed)) * 1e-9);
+    snap.worker_busy_seconds.push_back(static_cast<double>(worker_busy_ns_[i].load(std::memory_order_relaxed)) * 1e-9);
   }
   return snap;
 }

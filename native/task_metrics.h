@@ -29,42 +29,39 @@ inline constexpr std::chrono::milliseconds kLongDelayThreshold{10};
 
 // X(field, kind, exported name, help). kind: counter (monotonic), gauge (current or maximum).
 // Durations are seconds. The brief's tokio-metrics field names are kept as the C++ identifiers.
-#define SPEECH_TASK_METRIC_FIELDS(X)                                                              \
-  X(instrumented_count, counter, "task_instrumented_total",                                     \
-    "Tasks created (a stream's decoder, a batcher of VAD or model jobs, a client connection, ...)")     \
-  X(dropped_count, counter, "task_dropped_total", "Tasks ended and released")                    \
-  X(first_poll_count, counter, "task_first_poll_total", "Tasks whose first job has started")     \
-  X(total_first_poll_delay, counter, "task_first_poll_delay_seconds_total",                      \
-    "Time from a task's creation to the start of its first job")                                 \
-  X(total_idled_count, counter, "task_idled_total",                                               \
-    "Times a task went idle: its job finished and it had nothing more to run")                   \
-  X(total_idle_duration, counter, "task_idle_duration_seconds_total",                            \
-    "Time tasks spent idle, from a job's end to the next submission")                            \
-  X(max_idle_duration, gauge, "task_max_idle_duration_seconds",                                  \
-    "Longest single idle period of any task since start")                                        \
-  X(total_scheduled_count, counter, "task_scheduled_total",                                       \
-    "Jobs submitted to the executor (each waits for a worker before it runs)")                   \
-  X(total_scheduled_duration, counter, "task_scheduled_duration_seconds_total",                  \
-    "Time jobs waited between submission and a worker starting them")                           \
-  X(total_poll_count, counter, "task_poll_total", "Jobs run (polls)")                             \
-  X(total_poll_duration, counter, "task_poll_duration_seconds_total", "Time spent running jobs") \
-  X(total_fast_poll_count, counter, "task_fast_poll_total", "Jobs that ran under 10 ms")         \
-  X(total_fast_poll_duration, counter, "task_fast_poll_duration_seconds_total",                   \
-    "Time spent in jobs that ran under 10 ms")                                                   \
-  X(total_slow_poll_count, counter, "task_slow_poll_total", "Jobs that ran 10 ms or longer")      \
-  X(total_slow_poll_duration, counter, "task_slow_poll_duration_seconds_total",                   \
-    "Time spent in jobs that ran 10 ms or longer")                                               \
-  X(total_short_delay_count, counter, "task_short_delay_total",                                   \
-    "Jobs that waited under 10 ms for a worker")                                                 \
-  X(total_short_delay_duration, counter, "task_short_delay_duration_seconds_total",               \
-    "Waiting time of jobs that waited under 10 ms for a worker")                                 \
-  X(total_long_delay_count, counter, "task_long_delay_total",                                     \
-    "Jobs that waited 10 ms or longer for a worker")                                             \
-  X(total_long_delay_duration, counter, "task_long_delay_duration_seconds_total",                 \
-    "Waiting time of jobs that waited 10 ms or longer for a worker")                             \
-  X(total_failed_count, counter, "task_failed_total",                                             \
-    "Jobs that ended in an expected, typed failure (e.g. an injected model failure)")            \
-  X(total_task_panic_count, counter, "task_panic_total",                                          \
+#define SPEECH_TASK_METRIC_FIELDS(X)                                                                                  \
+  X(instrumented_count, counter, "task_instrumented_total",                                                           \
+    "Tasks created (a stream's decoder, a batcher of VAD or model jobs, a client connection, ...)")                   \
+  X(dropped_count, counter, "task_dropped_total", "Tasks ended and released")                                         \
+  X(first_poll_count, counter, "task_first_poll_total", "Tasks whose first job has started")                          \
+  X(total_first_poll_delay, counter, "task_first_poll_delay_seconds_total",                                           \
+    "Time from a task's creation to the start of its first job")                                                      \
+  X(total_idled_count, counter, "task_idled_total",                                                                   \
+    "Times a task went idle: its job finished and it had nothing more to run")                                        \
+  X(total_idle_duration, counter, "task_idle_duration_seconds_total",                                                 \
+    "Time tasks spent idle, from a job's end to the next submission")                                                 \
+  X(max_idle_duration, gauge, "task_max_idle_duration_seconds", "Longest single idle period of any task since start") \
+  X(total_scheduled_count, counter, "task_scheduled_total",                                                           \
+    "Jobs submitted to the executor (each waits for a worker before it runs)")                                        \
+  X(total_scheduled_duration, counter, "task_scheduled_duration_seconds_total",                                       \
+    "Time jobs waited between submission and a worker starting them")                                                 \
+  X(total_poll_count, counter, "task_poll_total", "Jobs run (polls)")                                                 \
+  X(total_poll_duration, counter, "task_poll_duration_seconds_total", "Time spent running jobs")                      \
+  X(total_fast_poll_count, counter, "task_fast_poll_total", "Jobs that ran under 10 ms")                              \
+  X(total_fast_poll_duration, counter, "task_fast_poll_duration_seconds_total",                                       \
+    "Time spent in jobs that ran under 10 ms")                                                                        \
+  X(total_slow_poll_count, counter, "task_slow_poll_total", "Jobs that ran 10 ms or longer")                          \
+  X(total_slow_poll_duration, counter, "task_slow_poll_duration_seconds_total",                                       \
+    "Time spent in jobs that ran 10 ms or longer")                                                                    \
+  X(total_short_delay_count, counter, "task_short_delay_total", "Jobs that waited under 10 ms for a worker")          \
+  X(total_short_delay_duration, counter, "task_short_delay_duration_seconds_total",                                   \
+    "Waiting time of jobs that waited under 10 ms for a worker")                                                      \
+  X(total_long_delay_count, counter, "task_long_delay_total", "Jobs that waited 10 ms or longer for a worker")        \
+  X(total_long_delay_duration, counter, "task_long_delay_duration_seconds_total",                                     \
+    "Waiting time of jobs that waited 10 ms or longer for a worker")                                                  \
+  X(total_failed_count, counter, "task_failed_total",                                                                 \
+    "Jobs that ended in an expected, typed failure (e.g. an injected model failure)")                                 \
+  X(total_task_panic_count, counter, "task_panic_total",                                                              \
     "Jobs that ended in an unexpected exception (a bug), caught and turned into an error")
 
 enum class TaskField : std::size_t {
@@ -119,7 +116,7 @@ class TaskMetrics {
   std::uint64_t PanicTotal() const;
 
  private:
-  static constexpr std::size_t kMaxWorkers = 1024;  // libuv caps its pool at 1024
+  static constexpr std::size_t kMaxWorkers = 1024;                      // libuv caps its pool at 1024
   using Row = std::array<std::atomic<std::uint64_t>, kTaskFieldCount>;  // counts or nanoseconds
   void Add(Subsystem s, TaskField f, std::uint64_t v);
   void Max(Subsystem s, TaskField f, std::uint64_t v);

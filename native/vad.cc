@@ -37,8 +37,7 @@ Scratch& ThreadScratch() {
 }
 
 // Copies n samples starting at `offset` of the virtual stream pending ++ audio.
-void CopySamples(const std::vector<float>& pending, const float* audio, std::size_t offset,
-                 std::size_t n, float* out) {
+void CopySamples(const std::vector<float>& pending, const float* audio, std::size_t offset, std::size_t n, float* out) {
   if (offset < pending.size()) {
     const std::size_t k = std::min(n, pending.size() - offset);
     std::memcpy(out, pending.data() + offset, k * sizeof(float));
@@ -67,10 +66,11 @@ SileroVad::SileroVad(const std::string& model_path) {
     for (std::size_t i = 0; i < session_.GetOutputCount(); ++i) {
       outputs.emplace_back(session_.GetOutputNameAllocated(i, allocator).get());
     }
-    if (inputs.size() != 3 || !HasNames(inputs, kInputNames, 3) ||
-        !HasNames(outputs, kOutputNames, 2)) {
-      throw JobError("MODEL_LOAD", "not a Silero VAD v5/v6 model (expects inputs input, state, sr "
-                                   "and outputs output, stateN): " + model_path);
+    if (inputs.size() != 3 || !HasNames(inputs, kInputNames, 3) || !HasNames(outputs, kOutputNames, 2)) {
+      throw JobError("MODEL_LOAD",
+                     "not a Silero VAD v5/v6 model (expects inputs input, state, sr "
+                     "and outputs output, stateN): " +
+                         model_path);
     }
   } catch (const Ort::Exception& e) {
     throw JobError("MODEL_LOAD", "cannot load Silero VAD model " + model_path + ": " + e.what());
@@ -94,8 +94,7 @@ void SileroVad::RunBatch(const float* input, float* state, float* probs, int bat
     Ort::Value inputs[] = {
         Ort::Value::CreateTensor<float>(memory_, const_cast<float*>(input), b * kRow, input_shape, 2),
         Ort::Value::CreateTensor<float>(memory_, state, b * kStateSize, state_shape, 3),
-        Ort::Value::CreateTensor<std::int64_t>(memory_, const_cast<std::int64_t*>(&sample_rate_), 1,
-                                               nullptr, 0),
+        Ort::Value::CreateTensor<std::int64_t>(memory_, const_cast<std::int64_t*>(&sample_rate_), 1, nullptr, 0),
     };
     // stateN goes to scratch, not over `state`: an output aliasing an input is undefined in ORT.
     Ort::Value outputs[] = {
@@ -173,8 +172,7 @@ void ProcessChannels(const SileroVad& vad, const std::vector<VadChannel*>& chann
           std::memcpy(ch.state.data() + k * kHidden, s.state.data() + (k * batch + r) * kHidden,
                       kHidden * sizeof(float));
         }
-        std::memcpy(ch.context.data(), s.input.data() + r * kRow + kRow - kContext,
-                    kContext * sizeof(float));
+        std::memcpy(ch.context.data(), s.input.data() + r * kRow + kRow - kContext, kContext * sizeof(float));
         probs[i].push_back(s.probs[r]);
       }
     }

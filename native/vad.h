@@ -44,8 +44,8 @@ class SileroVad {
 struct VadChannel {
   std::array<float, SileroVad::kStateSize> state{};  // layout [2][128]
   std::array<float, SileroVad::kContext> context{};
-  std::vector<float> pending;                        // < kWindow samples carried to the next call
-  bool fail_injected = false;                        // tests: the next step throws MODEL_FAILURE
+  std::vector<float> pending;  // < kWindow samples carried to the next call
+  bool fail_injected = false;  // tests: the next step throws MODEL_FAILURE
   void Reset();
 };
 

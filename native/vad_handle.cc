@@ -120,12 +120,12 @@ class ProcessJob final : public Job {
 }  // namespace
 
 Napi::Function VadChannelHandle::Define(Napi::Env env) {
-  return DefineClass(env, "VadChannel", {InstanceMethod<&VadChannelHandle::Reset>("reset"),
-                                         InstanceMethod<&VadChannelHandle::InjectFailure>("injectFailure")});
+  return DefineClass(env, "VadChannel",
+                     {InstanceMethod<&VadChannelHandle::Reset>("reset"),
+                      InstanceMethod<&VadChannelHandle::InjectFailure>("injectFailure")});
 }
 
-VadChannelHandle::VadChannelHandle(const Napi::CallbackInfo& info)
-    : Napi::ObjectWrap<VadChannelHandle>(info) {}
+VadChannelHandle::VadChannelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VadChannelHandle>(info) {}
 
 Napi::Value VadChannelHandle::Reset(const Napi::CallbackInfo& info) {
   if (busy) ThrowCoded(info.Env(), "BUSY", "the VAD channel is in a job in flight");

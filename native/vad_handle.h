@@ -12,7 +12,6 @@
 #include <napi.h>
 
 #include <cstddef>
-
 #include <memory>
 
 #include "vad.h"

@@ -17,7 +17,7 @@ struct ModelOutput {
   std::optional<std::int64_t> count;  // the stub's answer: samples seen
   std::optional<std::string> text;    // a recogniser's transcript
   std::vector<std::int64_t> ids;      // the recogniser's tokens (a later request's draft)
-  int decoder_calls = 0;               // a recogniser's decoder calls for the rows it was decoded with
+  int decoder_calls = 0;              // a recogniser's decoder calls for the rows it was decoded with
 };
 
 // One utterance of a batch; `draft`: tokens the model is likely to produce (the previous interim

@@ -22,9 +22,7 @@ constexpr std::size_t kFixedInputs = 3;   // input_ids, encoder_hidden_states, u
 constexpr std::size_t kFixedOutputs = 1;  // logits
 
 using Clock = std::chrono::steady_clock;
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
 std::string JoinPath(const std::string& dir, const char* file) {
   if (dir.empty()) return file;
@@ -65,19 +63,20 @@ Ort::Session LoadSession(const std::string& path) {
   }
 }
 
-std::string PastName(int layer, int kind) {
-  return "past_key_values." + std::to_string(layer) + "." + kKvKinds[kind];
-}
-std::string PresentName(int layer, int kind) {
-  return "present." + std::to_string(layer) + "." + kKvKinds[kind];
-}
+std::string PastName(int layer, int kind) { return "past_key_values." + std::to_string(layer) + "." + kKvKinds[kind]; }
+std::string PresentName(int layer, int kind) { return "present." + std::to_string(layer) + "." + kKvKinds[kind]; }
 
 }  // namespace
 
 MoonshineWeights BestMoonshineWeights() {
 #if defined(__x86_64__) && defined(__GNUC__)
   __builtin_cpu_init();
+#if defined(__clang__)
+  // Older clang (clang-tidy-14 in `npm run lint`) rejects "avxvnni"; the addon is built by GCC.
+  if (__builtin_cpu_supports("avx512vnni")) return MoonshineWeights::kInt8;
+#else
   if (__builtin_cpu_supports("avx512vnni") || __builtin_cpu_supports("avxvnni")) return MoonshineWeights::kInt8;
+#endif
 #endif
   return MoonshineWeights::kPackage;
 }
@@ -95,15 +94,17 @@ MoonshineModel::MoonshineModel(const std::string& dir, MoonshineWeights weights)
   try {
     const auto enc_in = Names(encoder_, true), enc_out = Names(encoder_, false);
     if (!Has(enc_in, "input_values") || !Has(enc_out, "last_hidden_state")) {
-      throw JobError("MODEL_LOAD", "not a Moonshine encoder (expects input input_values and output "
-                                   "last_hidden_state): " + encoder_path);
+      throw JobError("MODEL_LOAD",
+                     "not a Moonshine encoder (expects input input_values and output "
+                     "last_hidden_state): " +
+                         encoder_path);
     }
 
     const auto dec_in = Names(decoder_, true), dec_out = Names(decoder_, false);
     for (const char* name : {"input_ids", "encoder_hidden_states", "use_cache_branch"}) {
       if (!Has(dec_in, name)) {
-        throw JobError("MODEL_LOAD", std::string("not a merged Moonshine decoder (no input ") + name +
-                                         "): " + decoder_path);
+        throw JobError("MODEL_LOAD",
+                       std::string("not a merged Moonshine decoder (no input ") + name + "): " + decoder_path);
       }
     }
     if (!Has(dec_out, "logits")) {
@@ -121,8 +122,7 @@ MoonshineModel::MoonshineModel(const std::string& dir, MoonshineWeights weights)
       for (int kind = 0; kind < 4; ++kind) {
         const std::string past = PastName(layer, kind), present = PresentName(layer, kind);
         if (!Has(dec_in, past) || !Has(dec_out, present)) {
-          throw JobError("MODEL_LOAD", "Moonshine decoder lacks " + past + " or " + present + ": " +
-                                           decoder_path);
+          throw JobError("MODEL_LOAD", "Moonshine decoder lacks " + past + " or " + present + ": " + decoder_path);
         }
         input_names_.push_back(past);
         first_output_names_.push_back(present);
@@ -134,12 +134,10 @@ MoonshineModel::MoonshineModel(const std::string& dir, MoonshineWeights weights)
     for (const auto& s : next_output_names_) next_output_ptrs_.push_back(s.c_str());
 
     // Cache geometry [batch, heads, length, head_dim]; logits are [batch, length, vocab].
-    const std::size_t past0 =
-        std::find(dec_in.begin(), dec_in.end(), PastName(0, 0)) - dec_in.begin();
+    const std::size_t past0 = std::find(dec_in.begin(), dec_in.end(), PastName(0, 0)) - dec_in.begin();
     const auto kv_shape = decoder_.GetInputTypeInfo(past0).GetTensorTypeAndShapeInfo().GetShape();
     const std::size_t logits_index = std::find(dec_out.begin(), dec_out.end(), "logits") - dec_out.begin();
-    const auto logits_shape =
-        decoder_.GetOutputTypeInfo(logits_index).GetTensorTypeAndShapeInfo().GetShape();
+    const auto logits_shape = decoder_.GetOutputTypeInfo(logits_index).GetTensorTypeAndShapeInfo().GetShape();
     if (kv_shape.size() != 4 || kv_shape[1] <= 0 || kv_shape[3] <= 0 || logits_shape.size() != 3) {
       throw JobError("MODEL_LOAD", "unexpected Moonshine decoder cache or logits shape: " + decoder_path);
     }
@@ -180,8 +178,8 @@ std::vector<ModelResult> MoonshineModel::RunBatch(const std::vector<ModelInput>&
 }
 
 std::vector<std::size_t> MoonshineModel::ChunkBounds(const float* samples, std::size_t count) {
-  constexpr std::size_t kHop = kSampleRate / 100;     // 10 ms energy blocks
-  constexpr std::size_t kQuietHops = 40;              // a cut sits mid-way in the quietest 400 ms
+  constexpr std::size_t kHop = kSampleRate / 100;  // 10 ms energy blocks
+  constexpr std::size_t kQuietHops = 40;           // a cut sits mid-way in the quietest 400 ms
   std::vector<std::size_t> cuts{0};
   std::vector<double> energy;
   while (count - cuts.back() > kMaxChunkSamples) {
@@ -306,14 +304,16 @@ std::vector<MoonshineTranscript> MoonshineModel::TranscribeBatch(const std::vect
   // its longest and it has room.
   std::vector<std::size_t> order(rows.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return rows[a].count > rows[b].count; });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return rows[a].count > rows[b].count; });
   const std::size_t max_rows = std::max<std::size_t>(1, options.max_rows);
   try {
     for (std::size_t g = 0; g < order.size();) {
       const std::size_t padded = rows[order[g]].count;
       std::vector<Row*> group;
       std::vector<Ort::Value> hidden;
-      for (; g < order.size() && group.size() < max_rows && padded - rows[order[g]].count <= options.max_pad_samples; ++g) {
+      for (; g < order.size() && group.size() < max_rows && padded - rows[order[g]].count <= options.max_pad_samples;
+           ++g) {
         Row& row = rows[order[g]];
         group.push_back(&row);
         hidden.push_back(Encode(row.samples, row.count, padded, row.encoder_seconds));
@@ -351,8 +351,8 @@ Ort::Value MoonshineModel::Encode(const float* samples, std::size_t count, std::
     samples = silence_padded.data();
   }
   const std::array<std::int64_t, 2> audio_shape{1, static_cast<std::int64_t>(padded)};
-  Ort::Value audio = Ort::Value::CreateTensor<float>(memory_, const_cast<float*>(samples), padded,
-                                                     audio_shape.data(), audio_shape.size());
+  Ort::Value audio = Ort::Value::CreateTensor<float>(memory_, const_cast<float*>(samples), padded, audio_shape.data(),
+                                                     audio_shape.size());
   const char* encoder_in[] = {"input_values"};
   const char* encoder_out[] = {"last_hidden_state"};
   Ort::Value hidden{nullptr};
@@ -424,8 +424,8 @@ void MoonshineModel::DecodeGroup(std::vector<Row*>& rows, Ort::Value hidden) {
     const auto& out_names = first ? first_output_ptrs_ : next_output_ptrs_;
     outputs.clear();
     for (std::size_t i = 0; i < out_names.size(); ++i) outputs.emplace_back(nullptr);
-    decoder_.Run(Ort::RunOptions{nullptr}, input_ptrs_.data(), inputs.data(), inputs.size(),
-                 out_names.data(), outputs.data(), outputs.size());
+    decoder_.Run(Ort::RunOptions{nullptr}, input_ptrs_.data(), inputs.data(), inputs.size(), out_names.data(),
+                 outputs.data(), outputs.size());
     ++steps;
 
     // logits: [batch, length, vocab]
@@ -452,7 +452,8 @@ void MoonshineModel::DecodeGroup(std::vector<Row*>& rows, Ort::Value hidden) {
         if (n == 0) rejected.push_back(static_cast<std::size_t>(b));
         else agreed = n;
       }
-      if (rejected.size() == active.size()) {  // no use: step 0 again from scratch, BOS alone; the pasts are still the empty ones
+      if (rejected.size() ==
+          active.size()) {  // no use: step 0 again from scratch, BOS alone; the pasts are still the empty ones
         draft_length = 0;
         tokens.assign(active.size(), kBos);
         continue;
@@ -509,6 +510,7 @@ void MoonshineModel::DecodeGroup(std::vector<Row*>& rows, Ort::Value hidden) {
         inputs[i] = KeepRows(inputs[i], keep);
       }
       std::vector<Row*> still;
+      still.reserve(keep.size());
       for (std::size_t k : keep) still.push_back(active[k]);
       active = std::move(still);
     }

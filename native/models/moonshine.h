@@ -39,7 +39,7 @@ struct MoonshineRequest {
 // encoder length (the merged decoder has no attention mask), so utterances of similar length are
 // decoded together, each padded with silence to the longest of its group.
 struct MoonshineBatchOptions {
-  std::size_t max_rows = 16;          // utterances in one decoder call (RunBatch: all it is given)
+  std::size_t max_rows = 16;  // utterances in one decoder call (RunBatch: all it is given)
   // Silence added to an utterance to join a group: 2 s cost less CPU than 0.5 s (bench/engine.ts:
   // the encoder reruns on the padding, the decoder shares more calls) with the same words.
   std::size_t max_pad_samples = 32000;
