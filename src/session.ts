@@ -8,6 +8,7 @@ import type { Metrics } from './metrics/registry.js';
 import { refuseSampleRate } from './sample-rate-admission.js';
 import { ArrivalClock } from './pipeline/arrival-clock.js';
 import type { SharedModel } from './pipeline/model-channel.js';
+import type { LiveTicket, StreamCapacity } from './pipeline/stream-capacity.js';
 import type { Runner } from './pipeline/runner.js';
 import { SegmentedRunner } from './pipeline/segmented-runner.js';
 import { SimpleRunner } from './pipeline/simple-runner.js';
@@ -50,6 +51,8 @@ export interface SessionDeps {
   route: Route;
   config: Config;
   model: SharedModel;
+  /** Admits live streams against what the model can serve. */
+  capacity: StreamCapacity;
   decoder: DecodeBatcher;
   vad: VadBatcher;
   metrics: Metrics;
@@ -72,6 +75,7 @@ export class Session {
     lastAudioAt: number;
     ending: boolean; // a limit has ended it; its finish is queued
     held: HeldAudio; // its pipeline's share of MEMORY_BUDGET_BYTES
+    live: LiveTicket; // its place in the process's capacity
   } | undefined;
   private mailbox: Promise<void> = Promise.resolve();
   private queued = 0;
@@ -284,12 +288,6 @@ export class Session {
     if (request.request === 'start') {
       if (this.runner) await this.finishStream('restarted');
       if (this.closed) return;
-      if (!this.deps.model.scheduler.admits()) {
-        // The engine is behind or shedding streams to keep the others real-time: a new stream
-        // would make it later for everyone, or be the next shed.
-        this.fatal('OVERLOADED', 'the server is over capacity; try again later', CLOSE_TRY_AGAIN_LATER);
-        return;
-      }
       if (!this.deps.memory.admitsStream()) {
         // Near the budget, a new stream would only take room the streams already served need.
         this.fatal('MEMORY_BUDGET', `the server holds over ${Math.round(START_SHARE * 100)} % of its ${this.deps.memory.budget} bytes of waiting audio (MEMORY_BUDGET_BYTES); try again later`, CLOSE_TRY_AGAIN_LATER);
@@ -302,7 +300,18 @@ export class Session {
         this.error('SAMPLE_RATE_BUSY', refused);
         return;
       }
-      this.startStream(request);
+      // Last, as it takes a place: refused before anything of the stream runs.
+      const live = this.deps.capacity.open();
+      if ('refused' in live) {
+        this.fatal('OVERLOADED', live.refused, CLOSE_TRY_AGAIN_LATER);
+        return;
+      }
+      try {
+        this.startStream(request, live);
+      } catch (e) {
+        this.deps.capacity.close(live); // close() ignores a ticket given back twice
+        throw e;
+      }
       return;
     }
     if (this.runner) {
@@ -352,7 +361,7 @@ export class Session {
     this.sink.end(CLOSE_POLICY, code);
   }
 
-  private startStream(request: StartRequest): void {
+  private startStream(request: StartRequest, live: LiveTicket): void {
     const { config, decoder, model, vad, metrics, log, route } = this.deps;
     const format = request.format;
     const fail = (failure: TaskFailure): void => this.onFailure(failure);
@@ -386,6 +395,7 @@ export class Session {
       lastAudioAt: performance.now(),
       ending: false,
       held,
+      live,
     };
     metrics.streamStarted(route);
     this.stream.log.debug('stream started', { route, format });
@@ -416,6 +426,7 @@ export class Session {
     if (stream) {
       // Its audio is dropped or consumed: none of it waits any more, whatever is still in flight.
       stream.held.release();
+      this.deps.capacity.close(stream.live);
       const audioSeconds = stream.bytes / stream.bytesPerSecond;
       stream.trace.end({ ...end, audioSeconds });
       stream.log.debug('stream ended', { aborted: abort, outcome: end.outcome, audio_seconds: audioSeconds });

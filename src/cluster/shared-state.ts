@@ -1,17 +1,19 @@
 // Process-wide counters every worker thread reads and writes: the connection limit, health's
 // stream count and readiness must describe the process, not whichever worker a request landed on;
-// and the model-job slots the workers' inference schedulers share (SchedulerShare).
+// the model-job slots the workers' inference schedulers share (SchedulerShare); and the live
+// streams against the capacity each worker measures (CapacityShare).
 // One SharedArrayBuffer, created by the primary and handed to each worker; with WORKERS=1 the
 // same object lives in the one thread.
 
 import { ADDRESS_SLOTS } from '../admission.js';
 import type { HeldCounter } from '../memory-budget.js';
 import { DEFER_MS, type SchedulerShare } from '../pipeline/inference-scheduler.js';
+import type { CapacityShare } from '../pipeline/stream-capacity.js';
 
-const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, ModelJobs: 4, Count: 5 } as const;
+const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, ModelJobs: 4, LiveStreams: 5, Count: 6 } as const;
 const TIMES_AT = 24; // after the ints, 8-byte aligned
 
-export class SharedState implements SchedulerShare, HeldCounter {
+export class SharedState implements SchedulerShare, CapacityShare, HeldCounter {
   private readonly ints: Int32Array;
   // Date.now() of the latest panic in any worker (0: none), for health's "degraded", and of the
   // latest stream shed for overload (0: none): every worker refuses new streams for a while
@@ -19,6 +21,8 @@ export class SharedState implements SchedulerShare, HeldCounter {
   private readonly times: Float64Array;
   // Each worker's earliest waiting model-job deadline (epoch ms; Infinity: none waits).
   private readonly tops: Float64Array;
+  // Each worker's learnt cost of a live stream (stream-capacity.ts; 0: none published yet).
+  private readonly costs: Float64Array;
   // Open connections per client address, hashed into ADDRESS_SLOTS counters (admission.ts), so
   // MAX_CONNECTIONS_PER_ADDRESS holds for the process whichever worker the kernel picked.
   private readonly addresses: Int32Array;
@@ -29,12 +33,13 @@ export class SharedState implements SchedulerShare, HeldCounter {
 
   /** A new state, or (`buffer`: the primary's) a worker's view of the process's. */
   constructor(readonly workers: number, buffer?: SharedArrayBuffer) {
-    const addressesAt = TIMES_AT + (2 + workers) * 8;
+    const addressesAt = TIMES_AT + (2 + 2 * workers) * 8;
     const heldAt = addressesAt + ADDRESS_SLOTS * 4; // 8-byte aligned: both terms are
     this.buffer = buffer ?? new SharedArrayBuffer(heldAt + 8);
     this.ints = new Int32Array(this.buffer, 0, Slot.Count);
     this.times = new Float64Array(this.buffer, TIMES_AT, 2);
     this.tops = new Float64Array(this.buffer, TIMES_AT + 16, workers);
+    this.costs = new Float64Array(this.buffer, TIMES_AT + 16 + workers * 8, workers);
     this.addresses = new Int32Array(this.buffer, addressesAt, ADDRESS_SLOTS);
     this.heldBytes = new BigInt64Array(this.buffer, heldAt, 1);
     if (!buffer) this.tops.fill(Infinity);
@@ -57,6 +62,34 @@ export class SharedState implements SchedulerShare, HeldCounter {
 
   publish(party: number, due: number): void {
     this.tops[party] = due;
+  }
+
+  publishCost(party: number, cost: number): void {
+    this.costs[party] = cost;
+  }
+
+  get meanCost(): number {
+    let sum = 0;
+    let n = 0;
+    for (const c of this.costs) {
+      if (c > 0) {
+        sum += c;
+        n++;
+      }
+    }
+    return n > 0 ? sum / n : 0;
+  }
+
+  tryOpenLive(max: number): boolean {
+    return this.take(Slot.LiveStreams, max);
+  }
+
+  closeLive(): void {
+    Atomics.sub(this.ints, Slot.LiveStreams, 1);
+  }
+
+  get live(): number {
+    return Atomics.load(this.ints, Slot.LiveStreams);
   }
 
   /** Takes a connection slot unless `max` are taken; false when the process is at its limit. */

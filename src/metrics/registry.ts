@@ -4,6 +4,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
 import { REFUSAL_REASONS } from '../admission.js';
 import type { SharedState } from '../cluster/shared-state.js';
 import type { MemoryBudget } from '../memory-budget.js';
+import { TARGET_BUSY } from '../pipeline/stream-capacity.js';
 import { ERROR_CODES, type ErrorCode } from '../protocol.js';
 import { NativeFamilies } from './native-families.js';
 import { StageHistogram } from './stage-histogram.js';
@@ -12,11 +13,7 @@ import { StageHistogram } from './stage-histogram.js';
 export interface EngineLoad {
   readonly waiting: number;
   readonly busyFraction: number;
-  admits(): boolean;
 }
-
-/** streams_admissible counts streams up to this share of the model slots. */
-const ADMISSIBLE_BUSY = 0.85;
 
 export const PIPELINE_STAGES = ['audio_decoding', 'vad_processing', 'model_inference'] as const;
 export type PipelineStage = (typeof PIPELINE_STAGES)[number];
@@ -125,7 +122,7 @@ export class Metrics {
     buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
   });
   /** Set once the model is loaded: this worker's inference scheduler. */
-  inference: EngineLoad = { waiting: 0, busyFraction: 0, admits: () => true };
+  inference: EngineLoad = { waiting: 0, busyFraction: 0 };
   readonly inferenceQueue = new Gauge({
     name: 'inference_jobs_waiting', help: 'Utterances waiting for a model slot in the inference scheduler (finals first, live audio before uploads)',
     registers: [this.registry],
@@ -144,15 +141,20 @@ export class Metrics {
     labelNames: ['worker_thread'], registers: [this.registry],
     collect: () => { this.inferenceBusy.set({ worker_thread: this.worker }, this.inference.busyFraction); },
   });
-  // What a stream costs this worker's share of the model slots, learnt while it holds streams,
-  // so the estimate also holds for an idle pod. The prior: the capacity measured per worker.
-  private costPerStream = 1 / 60;
-  private streamsHere = 0;
+  /** Set once the model is loaded: the admission of live streams against measured capacity. */
+  capacity: { readonly admissible: number; readonly limit: number } = { admissible: 0, limit: 0 };
+  // Both are the process's figures, the same in every worker: the aggregate keeps one (max).
   readonly streamsAdmissible = new Gauge({
     name: 'streams_admissible',
-    help: 'Streams the process can still take before its model slots are 85 % busy (0 while it refuses new streams); summed over worker threads',
-    registers: [this.registry],
-    collect: () => { this.streamsAdmissible.set(this.admissible()); },
+    help: `Live streams the process can still take: its capacity less the live streams it holds (0 while it refuses new streams)`,
+    registers: [this.registry], aggregator: 'max',
+    collect: () => { this.streamsAdmissible.set(this.capacity.admissible); },
+  });
+  readonly streamsCapacity = new Gauge({
+    name: 'streams_capacity',
+    help: `Live streams the process can serve: its model slots, kept ${Math.round(TARGET_BUSY * 100)} % busy with finals, over the measured cost of one stream`,
+    registers: [this.registry], aggregator: 'max',
+    collect: () => { this.streamsCapacity.set(this.capacity.limit); },
   });
   private readonly memory: MemoryBudget | undefined;
   // The same budget in every worker: the aggregate keeps one (max), not their sum.
@@ -225,23 +227,13 @@ export class Metrics {
     this.connectionsActive.dec({ worker_thread: this.worker });
   }
 
-  /** This worker's estimate of the streams it can still take (see streams_admissible). */
-  admissible(): number {
-    if (!this.inference.admits()) return 0;
-    const busy = this.inference.busyFraction;
-    if (this.streamsHere >= 5 && busy > 0.05) this.costPerStream = 0.9 * this.costPerStream + 0.1 * (busy / this.streamsHere);
-    return Math.max(0, Math.floor((ADMISSIBLE_BUSY - busy) / this.costPerStream));
-  }
-
   streamStarted(route: string): void {
-    this.streamsHere++;
     this.shared.streamStarted();
     this.streamsTotal.inc({ route });
     this.streamsActive.inc({ route });
   }
 
   streamEnded(route: string): void {
-    this.streamsHere--;
     this.shared.streamEnded();
     this.streamsActive.dec({ route });
   }

@@ -27,6 +27,7 @@ import { Task, type TaskFailure } from '../tasks.js';
 import { OpenAiError, statusLine } from './errors.js';
 import { refuseSampleRate } from '../sample-rate-admission.js';
 import { PipelineFeed, type PipelineDeps } from './feed.js';
+import type { LiveTicket } from '../pipeline/stream-capacity.js';
 import type { OpenAiDeps } from './routes.js';
 import { checkLanguage, checkModel, modelIds } from './transcriptions.js';
 
@@ -84,6 +85,8 @@ function stablePrefix(a: string[], b: string[]): number {
 
 interface Connection {
   session: RealtimeSession | undefined;
+  /** Its place among the process's live streams, taken at the upgrade. */
+  live: LiveTicket;
   dialect: Dialect;
   task: Task;
   closed: boolean;
@@ -575,12 +578,21 @@ export function registerRealtime(app: RouteTable, deps: OpenAiDeps): { drain(): 
         refuse(res, refusal);
         return;
       }
+      // A Realtime session is a live stream for as long as it is open: refused before the upgrade
+      // when the process holds all the streams it can serve.
+      const live = deps.pipeline()!.capacity.open();
+      if ('refused' in live) {
+        shared.disconnected();
+        metrics.connectionsRefused.inc({ reason: 'overloaded' });
+        refuse(res, new OpenAiError(503, live.refused, null, 'overloaded'));
+        return;
+      }
       // The beta API is asked for with `OpenAI-Beta: realtime=v1` (or its subprotocol).
       const beta = req.getHeader('openai-beta').includes('realtime=v1') || protocols.includes('openai-beta.realtime-v1');
       // A subprotocol offered must be answered with one of them; `realtime` is the API's own.
       const protocol = protocols.includes('realtime') ? 'realtime' : (protocols[0] ?? '');
       res.upgrade<Connection>(
-        { session: undefined, dialect: beta ? 'beta' : 'ga', task: new Task('client'), closed: false },
+        { session: undefined, live, dialect: beta ? 'beta' : 'ga', task: new Task('client'), closed: false },
         req.getHeader('sec-websocket-key'), protocol, req.getHeader('sec-websocket-extensions'), context,
       );
     }),
@@ -616,6 +628,7 @@ export function registerRealtime(app: RouteTable, deps: OpenAiDeps): { drain(): 
       const conn = ws.getUserData();
       conn.closed = true;
       shared.disconnected();
+      deps.pipeline()?.capacity.close(conn.live);
       sockets.delete(ws);
       metrics.connectionClosed();
       conn.session?.onClose();

@@ -183,6 +183,10 @@ export class InferenceScheduler {
   private busySince = 0;
   private running = 0;
   private utilization = 0;
+  // The same for jobs of finals alone, in slots (not capped at the share: see finalsBusySlots).
+  private finalsBusyMs = 0;
+  private runningFinals = 0;
+  private finalsUtilization = 0;
   private utilizationAt = 0;
   private retry: NodeJS.Timeout | undefined;
   private readonly slots: number;
@@ -221,6 +225,13 @@ export class InferenceScheduler {
   get busyFraction(): number {
     this.sampleUtilization();
     return this.utilization;
+  }
+
+  /** Model slots the jobs of finals kept busy on average, smoothed over ~10 s (StreamCapacity's
+   *  measure of what the live streams cost: interims only fill what finals leave). */
+  get finalsBusySlots(): number {
+    this.sampleUtilization();
+    return this.finalsUtilization;
   }
 
   /** Whether a new stream can be taken: not while shedding, nor while the engine is behind or
@@ -320,13 +331,14 @@ export class InferenceScheduler {
       return;
     }
     const startedAt = this.now();
-    this.jobStarted(startedAt);
+    const finals = !batch[0]!.request.interim; // a job is all finals or all interims (takeBatch)
+    this.jobStarted(startedAt, finals);
     let job: Promise<ModelBatchOutput>;
     try {
       job = this.runBatch(batch.map((e) => e.request.samples), batch.map((e) => e.request.draft));
     } catch (e) {
       for (const entry of batch) entry.reject(e);
-      this.ran(startedAt, batch.length);
+      this.ran(startedAt, batch.length, finals);
       return;
     }
     job.then(
@@ -337,24 +349,26 @@ export class InferenceScheduler {
           if (item === undefined || isNativeError(item)) entry.reject(item ?? new Error('the model returned fewer items than asked'));
           else entry.resolve({ ...item, waitSeconds: out.waitSeconds, runSeconds: out.runSeconds, costSeconds, rows: batch.length });
         });
-        this.ran(startedAt, batch.length);
+        this.ran(startedAt, batch.length, finals);
       },
       (e: unknown) => {
         for (const entry of batch) entry.reject(e);
-        this.ran(startedAt, batch.length);
+        this.ran(startedAt, batch.length, finals);
       },
     );
   }
 
-  private jobStarted(at: number): void {
+  private jobStarted(at: number, finals: boolean): void {
     this.sampleUtilization(at);
     this.running++;
+    if (finals) this.runningFinals++;
   }
 
-  private ran(startedAt: number, rows: number): void {
+  private ran(startedAt: number, rows: number, finals: boolean): void {
     const now = this.now();
     this.sampleUtilization(now);
     this.running--;
+    if (finals) this.runningFinals--;
     const perRow = (now - startedAt) / rows;
     this.meanRowMs = this.meanRowMs === 0 ? perRow : 0.8 * this.meanRowMs + 0.2 * perRow;
     this.share.release();
@@ -366,13 +380,16 @@ export class InferenceScheduler {
     const elapsed = now - this.utilizationAt;
     if (elapsed <= 0) return;
     this.busyMs += this.running * elapsed;
+    this.finalsBusyMs += this.runningFinals * elapsed;
     this.busySince += elapsed;
     if (this.busySince >= 250) {
       const share = Math.max(1, this.slots / this.share.parties);
       const busy = Math.min(1, this.busyMs / (this.busySince * share));
       const weight = Math.min(1, this.busySince / 10_000);
       this.utilization += weight * (busy - this.utilization);
+      this.finalsUtilization += weight * (this.finalsBusyMs / this.busySince - this.finalsUtilization);
       this.busyMs = 0;
+      this.finalsBusyMs = 0;
       this.busySince = 0;
     }
     this.utilizationAt = now;

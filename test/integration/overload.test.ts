@@ -86,6 +86,69 @@ describe('overload', () => {
     }
   });
 
+  it('admits live streams up to the capacity it measured, refuses the next with OVERLOADED before it runs, and admits again when one ends', async () => {
+    // Two model slots, 450 ms per 1 s window: each stream costs 0.45 slot-seconds per second, so
+    // the slots serve floor(0.8 * 2 / 0.45) = 3 at the 80 % target; the prior (0.001) admits far more.
+    const server = await startServer({
+      MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 450 }), SIMPLE_WINDOW_SECONDS: '1', THREADS: '2', WORKERS: '1', MAX_INFERENCE_LAG_SECONDS: '0',
+    });
+    const gauge = async (name: string): Promise<number> =>
+      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(server.http('/metrics'))).text())?.[1]);
+    try {
+      assert.ok(await gauge('streams_capacity') > 100, 'before any stream ran, the prior: room for many');
+      const silence = new Uint8Array(32000 * 60);
+      const kept: Client[] = [];
+      const sending: Promise<void>[] = [];
+      for (let i = 0; i < 3; i++) {
+        const client = await Client.connect(server.url('/api/v1/simple'));
+        client.sendJson(startMessage(wav));
+        kept.push(client);
+        sending.push(sendPaced(client, silence, 32000, 0.1, 1));
+      }
+      // The cost shows once the streams' windows have run a while (about 15 s).
+      const deadline = Date.now() + 45_000;
+      while (await gauge('streams_capacity') > 3) {
+        assert.ok(Date.now() < deadline, `the capacity was never learnt: streams_capacity ${await gauge('streams_capacity')}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      assert.equal(await gauge('streams_capacity'), 3);
+      assert.equal(await gauge('streams_admissible'), 0);
+      const newcomer = await Client.connect(server.url('/api/v1/simple'));
+      newcomer.sendJson(startMessage(wav));
+      assert.equal(await newcomer.closed, 1013, 'refused at its start, before any of its audio runs');
+      assert.equal(newcomer.events.length, 1);
+      assert.equal(newcomer.events[0]!['code'], 'OVERLOADED');
+      assert.match(String(newcomer.events[0]!['message']), /capacity of 3 live streams/);
+      // A Realtime session is a live stream too: refused at its upgrade, as OpenAI's clients expect.
+      const realtime = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const ws = new WebSocket(server.url('/v1/realtime?intent=transcription'));
+        ws.once('unexpected-response', (_req, res) => {
+          let body = '';
+          res.on('data', (chunk: Buffer) => { body += chunk.toString(); });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        ws.once('open', () => { ws.terminate(); reject(new Error('the Realtime upgrade was accepted over capacity')); });
+      });
+      assert.equal(realtime.status, 503);
+      assert.equal((JSON.parse(realtime.body) as { error: { code: string } }).error.code, 'overloaded');
+      // One stream ends: its place is free at once.
+      kept[0]!.ws.close();
+      await sending[0];
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await gauge('streams_admissible'), 1);
+      const next = await Client.connect(server.url('/api/v1/simple'));
+      next.sendJson(startMessage(wav));
+      next.ws.send(silence.subarray(0, 32000 * 2), { binary: true });
+      await next.waitFor((events) => events.some((e) => e.type === 'segment'), 5000);
+      assert.deepEqual(next.events.filter((e) => e.type === 'error'), []);
+      for (const c of kept.slice(1)) assert.deepEqual(c.events.filter((e) => e.type === 'error'), [], 'the streams kept are never refused nor shed');
+      for (const c of [...kept, next]) c.ws.terminate();
+      await Promise.all(sending);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('over capacity with real-time streams: sheds the youngest with OVERLOADED and 1013, refuses new ones, the oldest keeps real time', async () => {
     // One model slot, 600 ms per 1 s window: the server keeps up with 1.6 real-time streams; 4 come.
     const server = await startServer({

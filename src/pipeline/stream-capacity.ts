@@ -1,0 +1,199 @@
+// How many live streams the process can serve, and the admission of new ones against it.
+//
+// The inference scheduler's reactive checks (the engine behind, the slots saturated, a shed just
+// now) see overload only once it hurts: during a ramp nothing is late yet, so a crowd of twice
+// the capacity all got in, and the first burst of their utterances made every stream seconds
+// late before anything was shed. So a new live stream is also refused once the process holds as
+// many as its measured cost per stream says the model slots can serve at TARGET_BUSY.
+//
+// The cost: the slot time the finals took (smoothed over ~10 s by the scheduler) per live stream,
+// each stream weighted by how much of its cost that smoothed figure already shows: none for its
+// first SILENT_MS (no utterance of it has ended yet), then rising as the scheduler's smoothing
+// does; a stream that ended fades out the same way. Without the weights a ramp would teach a cost
+// far too low (streams in, no finals yet) and admit a crowd, and a crowd reconnecting one too high.
+// Interims are left out: they are best-effort and fill whatever the finals leave, so counting them
+// would make the cost look as high as the slots are free. Uploads are not live streams: they take
+// what the live ones leave (their deadlines are in the future) and are never refused here.
+//
+// Until enough weighted streams have run, the cost is the model's prior (measured on this
+// project's bench machine, see MODEL_COST_PRIOR). Saturation teaches a cost at least 1/TARGET_BUSY
+// too low a capacity, never too high one: with the slots full, the busy fraction reads 1.
+//
+// The process's workers each learn their own cost and publish it (CapacityShare); the limit is the
+// process's, against its count of live streams, so an uneven spread of connections over the
+// workers does not refuse a stream one worker could take.
+import type { ModelName } from '../config.js';
+
+/** The model slots are kept this busy with finals at most; the rest absorbs bursts of utterances. */
+export const TARGET_BUSY = 0.8;
+/** A stream's first this many ms cost nothing yet: its first utterance has not ended. */
+const SILENT_MS = 4000;
+/** The time constant of the scheduler's smoothed busy fraction. */
+const SMOOTHING_MS = 10_000;
+/** Weighted streams the cost is learnt from, at least. */
+const MIN_LEARNING_STREAMS = 2;
+/** Weight of one second of new measurement in the learnt cost (time constant ~4 s). */
+const LEARN_PER_SECOND = 0.25;
+
+/**
+ * Slot-seconds of finals per second of one live stream, on real speech, at the bench's load
+ * (bench/RESULTS.md, capacity: 110 streams kept 2 slots 72 % busy with finals on an AVX-512 VNNI
+ * EPYC); base is the engine bench's ratio dearer. A prior only: the measured cost replaces it.
+ */
+export const MODEL_COST_PRIOR: Readonly<Record<ModelName, number>> = {
+  'moonshine-tiny': 0.013,
+  'moonshine-base': 0.022,
+  stub: 0.001,
+};
+
+/** What the capacities of one process's workers share: each one's learnt cost, the live streams. */
+export interface CapacityShare {
+  readonly parties: number;
+  /** The party's learnt cost (slot-seconds per stream-second). */
+  publishCost(party: number, cost: number): void;
+  /** The mean of the parties' published costs (0 before any published). */
+  readonly meanCost: number;
+  /** Takes a live-stream place unless `max` are taken. */
+  tryOpenLive(max: number): boolean;
+  closeLive(): void;
+  readonly live: number;
+}
+
+/** One capacity alone (one worker thread, tests). */
+export class LocalCapacityShare implements CapacityShare {
+  readonly parties = 1;
+  private cost = 0;
+  live = 0;
+
+  publishCost(_party: number, cost: number): void {
+    this.cost = cost;
+  }
+
+  get meanCost(): number {
+    return this.cost;
+  }
+
+  tryOpenLive(max: number): boolean {
+    if (this.live >= max) return false;
+    this.live++;
+    return true;
+  }
+
+  closeLive(): void {
+    this.live--;
+  }
+}
+
+/** What the capacity reads of the worker's inference scheduler. */
+export interface FinalsLoad {
+  /** Model slots this worker's jobs of finals kept busy on average (~10 s smoothing). */
+  readonly finalsBusySlots: number;
+  /** The reactive checks: not while shedding, behind or saturated. */
+  admits(): boolean;
+}
+
+/** A live stream admitted; give it back with close(). */
+export interface LiveTicket {
+  readonly openedAt: number;
+}
+
+export interface StreamCapacityOptions {
+  engine: FinalsLoad;
+  /** Model slots in the process. */
+  slots: number;
+  /** The model's cost per stream until one is measured. */
+  prior: number;
+  share?: CapacityShare;
+  party?: number;
+  now?: () => number;
+}
+
+export class StreamCapacity {
+  private readonly tickets = new Set<LiveTicket>();
+  // Streams that ended lately: their cost fades out of the busy fraction as it came in.
+  private departed: { weight: number; closedAt: number }[] = [];
+  private cost: number;
+  private learntAt: number;
+  private readonly engine: FinalsLoad;
+  private readonly slots: number;
+  private readonly share: CapacityShare;
+  private readonly party: number;
+  private readonly now: () => number;
+
+  constructor(options: StreamCapacityOptions) {
+    this.engine = options.engine;
+    this.slots = options.slots;
+    this.cost = options.prior;
+    this.share = options.share ?? new LocalCapacityShare();
+    this.party = options.party ?? 0;
+    this.now = options.now ?? (() => performance.now());
+    this.learntAt = this.now();
+    this.share.publishCost(this.party, this.cost);
+  }
+
+  /**
+   * Admits a new live stream, or refuses it (why, for the client) while the engine is behind,
+   * saturated or shedding, or while the process holds all the streams its capacity serves.
+   */
+  open(): LiveTicket | { refused: string } {
+    if (!this.engine.admits()) {
+      // A new stream would make it later for everyone, or be the next shed.
+      return { refused: 'the server is over capacity: its model is behind or shedding streams; try again later' };
+    }
+    const limit = this.limit;
+    if (!this.share.tryOpenLive(limit)) {
+      return { refused: `the server is at its capacity of ${limit} live streams (as measured); try again later` };
+    }
+    const ticket = { openedAt: this.now() };
+    this.tickets.add(ticket);
+    return ticket;
+  }
+
+  close(ticket: LiveTicket): void {
+    if (!this.tickets.delete(ticket)) return;
+    this.share.closeLive();
+    const now = this.now();
+    this.departed.push({ weight: shown(now - ticket.openedAt), closedAt: now });
+  }
+
+  /** The live streams the process can serve (the limit of open()). */
+  get limit(): number {
+    this.learn();
+    const cost = this.share.meanCost || this.cost;
+    return Math.floor((TARGET_BUSY * this.slots) / cost);
+  }
+
+  /** The streams the process can still take (0 while the engine refuses them). */
+  get admissible(): number {
+    if (!this.engine.admits()) return 0;
+    return Math.max(0, this.limit - this.share.live);
+  }
+
+  /** The learnt cost per live stream (slot-seconds per stream-second). */
+  get costPerStream(): number {
+    return this.cost;
+  }
+
+  /** Folds the time since the last call into the learnt cost. */
+  private learn(): void {
+    const now = this.now();
+    const elapsed = (now - this.learntAt) / 1000;
+    if (elapsed < 0.25) return;
+    this.learntAt = now;
+    let weighted = 0;
+    for (const t of this.tickets) weighted += shown(now - t.openedAt);
+    this.departed = this.departed.filter((d) => now - d.closedAt < 3 * SMOOTHING_MS);
+    for (const d of this.departed) weighted += d.weight * Math.exp(-(now - d.closedAt) / SMOOTHING_MS);
+    if (weighted < MIN_LEARNING_STREAMS) return;
+    const busy = this.engine.finalsBusySlots;
+    if (busy <= 0) return;
+    const measured = busy / weighted;
+    this.cost += Math.min(1, elapsed * LEARN_PER_SECOND) * (measured - this.cost);
+    this.share.publishCost(this.party, this.cost);
+  }
+}
+
+/** How much of the cost of a stream open for `ms` the smoothed busy fraction shows (0-1). */
+function shown(ms: number): number {
+  return ms <= SILENT_MS ? 0 : 1 - Math.exp(-(ms - SILENT_MS) / SMOOTHING_MS);
+}
