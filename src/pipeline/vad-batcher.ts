@@ -4,7 +4,7 @@
 // disjoint channels, so no channel waits behind more than one batch of other streams' windows.
 // A failure fails only its channel's request: the job re-runs a failed batch channel by channel.
 import type { Metrics } from '../metrics/registry.js';
-import { isNativeError, type NativeVad, type NativeVadChannel } from '../native/binding.js';
+import { isNativeError, type NativeVad, type NativeVadChannel, type VadResult } from '../native/binding.js';
 import { Task, TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import { SAMPLE_RATE } from './model-channel.js';
 
@@ -80,12 +80,27 @@ export class VadBatcher {
     this.inFlight++;
     for (const r of batch) this.busy.add(r.channel);
     const media = batch.reduce((n, r) => n + r.audio.length, 0) / SAMPLE_RATE;
-    const done = (): void => {
+    const release = (): void => {
       for (const r of batch) this.busy.delete(r.channel);
       this.inFlight--;
+    };
+    const done = (): void => {
+      release();
       this.dispatch();
     };
-    settle('vad', this.vad.process(this.task.native, batch.map((r) => r.channel), batch.map((r) => r.audio)),
+    let job: Promise<VadResult>;
+    try {
+      job = this.vad.process(this.task.native, batch.map((r) => r.channel), batch.map((r) => r.audio));
+    } catch (e) {
+      // A refused job (BUSY, INVALID_ARGUMENT, CLOSED: native/vad_handle.cc) is a bug here, as in
+      // DecodeBatcher.run; the refusal names no channel, so every request of the batch fails. The
+      // slot and channels are freed; the dispatch() loop that called run() goes on with the rest.
+      const failure = toTaskFailure(e);
+      release();
+      for (const r of batch) r.reject(failure);
+      return;
+    }
+    settle('vad', job,
       (result) => {
         using record = this.metrics.stage('vad_processing', media);
         record.ran(result.runSeconds);

@@ -136,12 +136,10 @@ describe('VAD batcher', () => {
     assert.equal(again.length, 8);
   });
 
-  // BUG (src/pipeline/vad-batcher.ts run(): `this.vad.process(...)` is called outside any try,
-  // after inFlight++ and the channels are marked busy): a job the addon refuses synchronously
-  // (it does: BUSY, INVALID_ARGUMENT, CLOSED, see native/vad_handle.cc) leaves its requests
-  // unsettled but one, and its slot and channels taken forever; from the linger timer the throw
-  // is uncaught. DecodeBatcher.run catches the same refusal and fails its clients.
-  it('a job refused synchronously fails its requests instead of wedging the batcher', { todo: 'vad-batcher.ts run(): a synchronous refusal leaks the slot and leaves requests unsettled' }, async () => {
+  // The addon refuses a bad batch synchronously (BUSY, INVALID_ARGUMENT, CLOSED, see
+  // native/vad_handle.cc): run() must fail every request of it and free its slot and channels
+  // (as DecodeBatcher.run does), not leave them unsettled and taken, nor throw from the linger timer.
+  it('a job refused synchronously fails its requests instead of wedging the batcher', async () => {
     const vad = new FakeVad();
     const batcher = new VadBatcher(vad, testMetrics(), 1);
     const cs = channels(8);
