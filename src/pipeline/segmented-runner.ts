@@ -145,7 +145,8 @@ class SegmentedChannel {
   async finish(): Promise<void> {
     this.finishing = true;
     this.pump();
-    if (this.vadInFlight || this.pending.length > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    // Closed (aborted): nothing is sure to wake a waiter any more, and nothing is worth waiting for.
+    if (!this.closed && (this.vadInFlight || this.pending.length > 0)) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     if (this.closed) return;
     const events: SpeechEvent[] = [];
     this.detector.finish(this.history.end, events);
@@ -162,7 +163,10 @@ class SegmentedChannel {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.wake();
+    // Whatever is still in flight or pending: nothing more reaches the detector (a VAD answer
+    // that finds the channel closed is dropped, pending audio is never sent), so finish() must
+    // stop waiting now and return. wake()'s idle guard would leave it waiting forever.
+    this.wakeAll();
   }
 
   private pump(): void {
@@ -282,6 +286,10 @@ class SegmentedChannel {
 
   private wake(): void {
     if (this.vadInFlight || this.pending.length > 0) return;
+    this.wakeAll();
+  }
+
+  private wakeAll(): void {
     const waiters = this.idleWaiters;
     this.idleWaiters = [];
     for (const w of waiters) w();

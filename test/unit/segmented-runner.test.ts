@@ -336,10 +336,9 @@ describe('segmented runner', () => {
       assert.deepEqual(h.events.map((e) => e.type), ['active', 'inactive'], 'nothing after abort');
     });
 
-    // BUG (src/pipeline/segmented-runner.ts, SegmentedChannel: close() wakes finish() only when
-    // nothing is in flight or pending, and a VAD answer that finds the channel closed returns
-    // before waking it): finish() waiting for the VAD never resolves after abort().
-    it('abort() while finish() waits for the VAD: finish still resolves', { todo: 'segmented-runner.ts SegmentedChannel: closed while the VAD runs, finish() is never woken' }, async () => {
+    // A VAD answer that finds the channel closed is dropped: close() itself must wake finish(),
+    // whatever is in flight or pending, or finish() waiting for the VAD never resolves after abort().
+    it('abort() while finish() waits for the VAD: finish still resolves', async () => {
       const h = harness();
       h.vad.hold();
       h.push(wire([signal([['silence', 10]], 16)], 0, 10 * WINDOW));
@@ -352,9 +351,9 @@ describe('segmented runner', () => {
       assert.equal(await within(finished.then(() => 'resolved'), 200), 'resolved');
     });
 
-    // BUG (same place: the VAD failure handler wakes finish() only when no audio is pending, and
-    // nothing sends the pending audio afterwards): finish() never resolves, not even after abort().
-    it('a VAD failure while more audio waits: finish still resolves (after the stream is aborted)', { todo: 'segmented-runner.ts SegmentedChannel: a VAD failure with audio pending leaves finish() waiting forever' }, async () => {
+    // The VAD failure handler wakes finish() only when no audio is pending, and nothing sends the
+    // pending audio afterwards: the abort that follows the failure must release finish().
+    it('a VAD failure while more audio waits: finish still resolves (after the stream is aborted)', async () => {
       const h = harness();
       h.vad.hold();
       h.vad.failNext = new TaskFailure('MODEL_FAILURE', 'injected', false);
