@@ -100,9 +100,12 @@ export class ModelChannel {
     return from;
   }
 
-  /** Resolves once every queued window has produced its event. */
+  /** Resolves once every queued window has produced its event (at once after abort()). */
   drained(): Promise<void> {
-    if (!this.inFlight && this.queue.length === 0) return Promise.resolve();
+    // Aborted, nothing more will be emitted: resolve at once, as abort() woke the waiters it found
+    // even with the dropped window still running. A waiter added now would never be woken: pump()
+    // returns on `aborted` before wakeIdle().
+    if (this.aborted || (!this.inFlight && this.queue.length === 0)) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
