@@ -16,7 +16,7 @@ import { addon } from './native/binding.js';
 import { RouteTable, listen } from './listener.js';
 import type { CertificateInfo } from './tls.js';
 import { InferenceScheduler } from './pipeline/inference-scheduler.js';
-import { MODEL_COST_PRIOR, StreamCapacity } from './pipeline/stream-capacity.js';
+import { MODEL_STREAMS_PER_SLOT, StreamCapacity } from './pipeline/stream-capacity.js';
 import { DecodeBatcher } from './pipeline/decode-batcher.js';
 import { VadBatcher } from './pipeline/vad-batcher.js';
 import { CLOSE_GOING_AWAY, Session, type Route, type SessionDeps } from './session.js';
@@ -107,7 +107,7 @@ async function loadAndWarm(config: Config, thread: ServerThread, metrics: Metric
       slots: config.threads, maxRows: config.inferenceBatchRows, maxPadSamples: model.maxPadSamples, maxLagSeconds: config.maxInferenceLagSeconds, share: shared, party: index,
       runBatch: (samples, drafts) => model.runBatch(inference.native, samples, drafts),
     });
-    const capacity = new StreamCapacity({ engine: scheduler, slots: config.threads, prior: MODEL_COST_PRIOR[config.model], share: shared, party: index });
+    const capacity = new StreamCapacity({ engine: scheduler, slots: config.threads, streamsPerSlot: MODEL_STREAMS_PER_SLOT[config.model], share: shared, party: index });
     metrics.inference = scheduler;
     metrics.capacity = capacity;
     return { onnxruntime, deps: { config, model: { scheduler }, capacity, decoder, vad: batcher, metrics, log, memory } };

@@ -151,8 +151,9 @@ export async function loadCommand(o: LoadCommandOptions): Promise<number> {
       }
       record(r);
       if (o.transcripts) transcripts.push({ stream: w, pass: k, file: audios[index]!.name, rotated_s: rotateS, finals: r.finals });
-      // A refused or unreachable server: do not spin.
-      if (!r.connected && k + 1 < repeat) await pause(500, stop.signal);
+      // A refused or unreachable server, or one that said try again later (1013): do not spin,
+      // as a real client backs off (each retry would cost the server an upgrade and a refusal).
+      if ((!r.connected || r.closeCode === 1013) && k + 1 < repeat) await pause(500, stop.signal);
     }
   };
   try {

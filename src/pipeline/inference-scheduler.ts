@@ -39,6 +39,7 @@
 import type { ModelBatchOutput, ModelItem } from '../native/binding.js';
 import { isNativeError } from '../native/binding.js';
 import { TaskFailure } from '../tasks.js';
+import { LATE_SECONDS } from './stream-capacity.js';
 
 /** Sheds at most one round per interval: each shed frees capacity the queue needs time to show. */
 const SHED_INTERVAL_MS = 200;
@@ -187,6 +188,7 @@ export class InferenceScheduler {
   private finalsBusyMs = 0;
   private runningFinals = 0;
   private finalsUtilization = 0;
+  private late = 0;
   private utilizationAt = 0;
   private retry: NodeJS.Timeout | undefined;
   private readonly slots: number;
@@ -232,6 +234,11 @@ export class InferenceScheduler {
   get finalsBusySlots(): number {
     this.sampleUtilization();
     return this.finalsUtilization;
+  }
+
+  /** Finals finished more than LATE_SECONDS past their deadline, so far (StreamCapacity's cut). */
+  get lateFinals(): number {
+    return this.late;
   }
 
   /** Whether a new stream can be taken: not while shedding, nor while the engine is behind or
@@ -344,6 +351,10 @@ export class InferenceScheduler {
     job.then(
       (out) => {
         const costSeconds = out.runSeconds / batch.length;
+        if (finals) {
+          const done = this.now();
+          for (const entry of batch) if (done - entry.due > LATE_SECONDS * 1000) this.late++;
+        }
         batch.forEach((entry, i) => {
           const item = out.items[i];
           if (item === undefined || isNativeError(item)) entry.reject(item ?? new Error('the model returned fewer items than asked'));

@@ -15,13 +15,23 @@
 // would make the cost look as high as the slots are free. Uploads are not live streams: they take
 // what the live ones leave (their deadlines are in the future) and are never refused here.
 //
-// Until enough weighted streams have run, the cost is the model's prior (measured on this
-// project's bench machine, see MODEL_COST_PRIOR). Saturation teaches a cost at least 1/TARGET_BUSY
+// Until enough weighted streams have run, the cost is the model's prior: the capacity the bench
+// measured on this project's machine (MODEL_STREAMS_PER_SLOT). Saturation teaches a cost at least 1/TARGET_BUSY
 // too low a capacity, never too high one: with the slots full, the busy fraction reads 1.
+//
+// A dearer cost lowers the limit at once; a cheaper one is not trusted by itself: the cost per
+// stream falls as the load rises (bigger batches cost less per utterance), and when the streams'
+// utterances end together one burst's queue makes finals late while the slots are busy only part
+// of the time. So the limit also has a ceiling, `allowed`, that starts where the prior puts it and
+// moves on evidence: a final finished more than LATE_SECONDS past its deadline cuts it to
+// CUT_SHARE of the live streams (at most once per CUT_INTERVAL_MS; the streams held are kept, new
+// ones wait); after RECOVER_AFTER_MS without a late final, with the process at its limit, it rises
+// by one stream per RAISE_EVERY_MS.
 //
 // The process's workers each learn their own cost and publish it (CapacityShare); the limit is the
 // process's, against its count of live streams, so an uneven spread of connections over the
-// workers does not refuse a stream one worker could take.
+// workers does not refuse a stream one worker could take. Each worker cuts on its own finals'
+// lateness (the workers share the slots earliest deadline first, so they are late together).
 import type { ModelName } from '../config.js';
 
 /** The model slots are kept this busy with finals at most; the rest absorbs bursts of utterances. */
@@ -34,16 +44,23 @@ const SMOOTHING_MS = 10_000;
 const MIN_LEARNING_STREAMS = 2;
 /** Weight of one second of new measurement in the learnt cost (time constant ~4 s). */
 const LEARN_PER_SECOND = 0.25;
+/** A final this late past its deadline cuts the limit (the scheduler counts them). */
+export const LATE_SECONDS = 1.5;
+/** The cut: this share of the live streams. */
+const CUT_SHARE = 0.9;
+const CUT_INTERVAL_MS = 10_000;
+const RECOVER_AFTER_MS = 30_000;
+const RAISE_EVERY_MS = 2000;
 
 /**
- * Slot-seconds of finals per second of one live stream, on real speech, at the bench's load
- * (bench/RESULTS.md, capacity: 110 streams kept 2 slots 72 % busy with finals on an AVX-512 VNNI
- * EPYC); base is the engine bench's ratio dearer. A prior only: the measured cost replaces it.
+ * Live streams of real speech one model slot serves (bench/RESULTS.md, capacity, bursts without
+ * interims, p99 final lag <= 1 s, on a 2-core AVX-512 VNNI EPYC: tiny 110 streams on 2 slots; base
+ * 30 before its int8 weights, taken as 40). The limit a pod starts with, and the prior cost.
  */
-export const MODEL_COST_PRIOR: Readonly<Record<ModelName, number>> = {
-  'moonshine-tiny': 0.013,
-  'moonshine-base': 0.022,
-  stub: 0.001,
+export const MODEL_STREAMS_PER_SLOT: Readonly<Record<ModelName, number>> = {
+  'moonshine-tiny': 55,
+  'moonshine-base': 20,
+  stub: 500,
 };
 
 /** What the capacities of one process's workers share: each one's learnt cost, the live streams. */
@@ -90,6 +107,8 @@ export interface FinalsLoad {
   readonly finalsBusySlots: number;
   /** The reactive checks: not while shedding, behind or saturated. */
   admits(): boolean;
+  /** Finals finished more than LATE_SECONDS past their deadline, so far. */
+  readonly lateFinals: number;
 }
 
 /** A live stream admitted; give it back with close(). */
@@ -101,8 +120,8 @@ export interface StreamCapacityOptions {
   engine: FinalsLoad;
   /** Model slots in the process. */
   slots: number;
-  /** The model's cost per stream until one is measured. */
-  prior: number;
+  /** The model's prior: the streams one slot serves (MODEL_STREAMS_PER_SLOT). */
+  streamsPerSlot: number;
   share?: CapacityShare;
   party?: number;
   now?: () => number;
@@ -114,6 +133,13 @@ export class StreamCapacity {
   private departed: { weight: number; closedAt: number }[] = [];
   private cost: number;
   private learntAt: number;
+  // The ceiling the lateness of finals sets; when it was last cut, a final last came late, and
+  // it was last raised; the late finals seen.
+  private allowed: number;
+  private cutAt = -Infinity;
+  private lateAt = -Infinity;
+  private raisedAt = -Infinity;
+  private lateSeen = 0;
   private readonly engine: FinalsLoad;
   private readonly slots: number;
   private readonly share: CapacityShare;
@@ -123,12 +149,15 @@ export class StreamCapacity {
   constructor(options: StreamCapacityOptions) {
     this.engine = options.engine;
     this.slots = options.slots;
-    this.cost = options.prior;
+    this.cost = TARGET_BUSY / options.streamsPerSlot;
     this.share = options.share ?? new LocalCapacityShare();
     this.party = options.party ?? 0;
     this.now = options.now ?? (() => performance.now());
     this.learntAt = this.now();
+    this.lateAt = this.learntAt; // a rise needs RECOVER_AFTER_MS on time at the limit
+    this.lateSeen = this.engine.lateFinals;
     this.share.publishCost(this.party, this.cost);
+    this.allowed = this.costLimit();
   }
 
   /**
@@ -159,8 +188,12 @@ export class StreamCapacity {
   /** The live streams the process can serve (the limit of open()). */
   get limit(): number {
     this.learn();
-    const cost = this.share.meanCost || this.cost;
-    return Math.floor((TARGET_BUSY * this.slots) / cost);
+    return Math.min(this.allowed, this.costLimit());
+  }
+
+  /** The streams the slots serve at TARGET_BUSY at the process's mean cost. */
+  private costLimit(): number {
+    return Math.floor((TARGET_BUSY * this.slots) / (this.share.meanCost || this.cost));
   }
 
   /** The streams the process can still take (0 while the engine refuses them). */
@@ -174,9 +207,10 @@ export class StreamCapacity {
     return this.cost;
   }
 
-  /** Folds the time since the last call into the learnt cost. */
+  /** Folds the time since the last call into the learnt cost and the lateness cut. */
   private learn(): void {
     const now = this.now();
+    this.followLateness(now);
     const elapsed = (now - this.learntAt) / 1000;
     if (elapsed < 0.25) return;
     this.learntAt = now;
@@ -190,6 +224,24 @@ export class StreamCapacity {
     const measured = busy / weighted;
     this.cost += Math.min(1, elapsed * LEARN_PER_SECOND) * (measured - this.cost);
     this.share.publishCost(this.party, this.cost);
+  }
+
+  private followLateness(now: number): void {
+    const late = this.engine.lateFinals;
+    if (late > this.lateSeen) {
+      this.lateSeen = late;
+      this.lateAt = now;
+      if (now - this.cutAt >= CUT_INTERVAL_MS) {
+        this.allowed = Math.min(this.allowed, Math.max(1, Math.floor(this.share.live * CUT_SHARE)));
+        this.cutAt = now;
+      }
+      return;
+    }
+    const atLimit = this.share.live >= Math.min(this.allowed, this.costLimit()) - 1;
+    if (atLimit && this.allowed <= this.costLimit() && now - this.lateAt >= RECOVER_AFTER_MS && now - this.raisedAt >= RAISE_EVERY_MS) {
+      this.allowed++;
+      this.raisedAt = now;
+    }
   }
 }
 

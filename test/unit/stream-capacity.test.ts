@@ -5,10 +5,10 @@ import { describe, it } from 'node:test';
 import { LocalCapacityShare, StreamCapacity, TARGET_BUSY, type LiveTicket } from '../../src/pipeline/stream-capacity.js';
 
 /** A clock the test moves, and an engine whose finals keep `busy` slots busy. */
-function setup(prior = 0.013, slots = 2) {
+function setup(streamsPerSlot = 60, slots = 2) {
   let t = 0;
-  const engine = { finalsBusySlots: 0, admitting: true, admits: () => engine.admitting };
-  const capacity = new StreamCapacity({ engine, slots, prior, now: () => t });
+  const engine = { finalsBusySlots: 0, lateFinals: 0, admitting: true, admits: () => engine.admitting };
+  const capacity = new StreamCapacity({ engine, slots, streamsPerSlot, now: () => t });
   return { engine, capacity, advance: (ms: number) => { t += ms; }, now: () => t };
 }
 
@@ -43,8 +43,8 @@ function simulate(s: ReturnType<typeof setup>, cost: number, seconds: number, li
 
 describe('StreamCapacity', () => {
   it('admits as many live streams as the prior cost says the slots serve, then refuses with the limit in its reason', () => {
-    const { capacity } = setup(0.013, 2);
-    const limit = Math.floor((TARGET_BUSY * 2) / 0.013);
+    const { capacity } = setup(60, 2);
+    const limit = 120;
     assert.equal(capacity.limit, limit);
     openAll(capacity, limit);
     const refused = capacity.open();
@@ -54,7 +54,7 @@ describe('StreamCapacity', () => {
   });
 
   it('gives a place back when a stream closes, once however often it is closed', () => {
-    const { capacity } = setup(0.4, 1); // 2 streams
+    const { capacity } = setup(2, 1);
     const [a] = openAll(capacity, 2);
     capacity.close(a!);
     capacity.close(a!);
@@ -73,23 +73,23 @@ describe('StreamCapacity', () => {
   });
 
   it('learns a dearer cost from mature streams and lowers the limit to it', () => {
-    const s = setup(0.013, 2);
+    const s = setup(60, 2);
     const learnt = simulate(s, 0.02, 90, new Set(openAll(s.capacity, 60)), () => {});
     assert.ok(Math.abs(learnt.at(-1)! - 0.02) / 0.02 < 0.05, `learnt ${learnt.at(-1)}`);
     assert.equal(s.capacity.limit, Math.floor((TARGET_BUSY * 2) / learnt.at(-1)!));
   });
 
   it('does not learn a cost too low while a crowd ramps in (no utterance has ended yet)', () => {
-    const s = setup(0.013, 2);
+    const s = setup(60, 2);
     const live = new Set<LiveTicket>();
     const learnt = simulate(s, 0.013, 30, live, (second) => {
       if (second < 5) for (const t of openAll(s.capacity, 20)) live.add(t);
     });
-    for (const c of learnt) assert.ok(c > 0.013 * 0.85, `learnt ${c} during the ramp`);
+    for (const c of learnt) assert.ok(c > (TARGET_BUSY / 60) * 0.85, `learnt ${c} during the ramp`);
   });
 
   it('keeps its measure while a whole crowd reconnects at once (each stream closes and opens again)', () => {
-    const s = setup(0.013, 2);
+    const s = setup(60, 2);
     const live = new Set(openAll(s.capacity, 100));
     const learnt = simulate(s, 0.013, 100, live, (second) => {
       if (second !== 40 && second !== 71) return;
@@ -100,11 +100,48 @@ describe('StreamCapacity', () => {
     for (const c of learnt) assert.ok(Math.abs(c - 0.013) / 0.013 < 0.15, `learnt ${c}, true cost 0.013`);
   });
 
+  it('cuts the limit to 90 % of the live streams when finals come late, keeps those it holds, and recovers after 30 s on time at the limit', () => {
+    const s = setup(60, 2); // the prior's limit: 120
+    const live = openAll(s.capacity, 100);
+    s.engine.lateFinals = 3; // a burst of utterances ended together and its queue made finals late
+    s.advance(300);
+    assert.equal(s.capacity.limit, 90);
+    assert.ok('refused' in s.capacity.open(), 'no new stream while the load is the one that made finals late');
+    for (const t of live.slice(0, 20)) s.capacity.close(t);
+    assert.equal(s.capacity.admissible, 10, 'streams ending make room up to the cut');
+    openAll(s.capacity, 10);
+    s.advance(5000);
+    s.engine.lateFinals = 4; // late again within 10 s: no second cut for the same burst
+    assert.equal(s.capacity.limit, 90);
+    s.advance(29_000);
+    assert.equal(s.capacity.limit, 90, 'under 30 s since the late final: still cut');
+    s.advance(1000);
+    assert.equal(s.capacity.limit, 91, 'on time for 30 s at the limit: one more');
+    for (let i = 0; i < 60; i++) {
+      s.advance(2000);
+      if (s.capacity.admissible > 0) openAll(s.capacity, 1);
+    }
+    assert.equal(s.capacity.limit, 120, 'back to the prior\'s limit, one stream per 2 s, and no further on the prior');
+  });
+
+  it('does not trust a cheaper cost by itself: the limit rises past the prior only while streams at it are on time', () => {
+    const s = setup(60, 2);
+    const live = new Set(openAll(s.capacity, 60));
+    simulate(s, 0.006, 60, live, () => {});
+    assert.ok(s.capacity.costPerStream < 0.007, `learnt ${s.capacity.costPerStream}`);
+    assert.equal(s.capacity.limit, 120, 'a cheap cost measured at 60 streams says nothing of 200');
+    simulate(s, 0.006, 70, live, () => {
+      while (s.capacity.admissible > 0) for (const t of openAll(s.capacity, 1)) live.add(t);
+    });
+    assert.ok(s.capacity.limit > 130, `on time at the limit for over 30 s: ${s.capacity.limit}`);
+    assert.ok(s.capacity.limit <= 120 + 36, `one stream per 2 s: ${s.capacity.limit}`);
+  });
+
   it('shares the live streams and the mean cost across the workers of one process', () => {
     const share = new LocalCapacityShare();
-    const engine = { finalsBusySlots: 0, admits: () => true };
-    const a = new StreamCapacity({ engine, slots: 1, prior: 0.4, share });
-    const b = new StreamCapacity({ engine, slots: 1, prior: 0.4, share });
+    const engine = { finalsBusySlots: 0, lateFinals: 0, admits: () => true };
+    const a = new StreamCapacity({ engine, slots: 1, streamsPerSlot: 2, share });
+    const b = new StreamCapacity({ engine, slots: 1, streamsPerSlot: 2, share });
     openAll(a, 2);
     assert.ok('refused' in b.open(), 'the process holds its 2 streams, whichever worker took them');
   });
