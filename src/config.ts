@@ -406,10 +406,11 @@ export function settingsTable(): { env: string; flag: string; default: string; h
 /**
  * The libuv threadpool's size: THREADS threads for model jobs and as many for the short decode
  * and VAD jobs (their slots add up to about THREADS across the workers), which would otherwise
- * queue behind inference in the pool's one FIFO queue.
+ * queue behind inference in the pool's one FIFO queue. libuv caps UV_THREADPOOL_SIZE at 1024
+ * (reached with THREADS=0 on over 512 cores), so the size reported is the pool's real one.
  */
 export function threadpoolSize(config: Config): number {
-  return 2 * config.threads;
+  return Math.min(1024, 2 * config.threads);
 }
 
 /** The worker threads to run: WORKERS, or one per core the process may use when it is 0. */

@@ -11,7 +11,7 @@ export const ERROR_CODES = {
   NOT_STARTED: 'audio or stop before start',
   SAMPLE_RATE_BUSY: 'a start at an uncommon sample_rate while the process designs too many new filter banks (MAX_RATE_DESIGNS_PER_SECOND) or holds too many uncommon rates (MAX_SAMPLE_RATES); the stream is not started, the connection stays usable',
   BACKLOG: 'the stream fell too far behind real time and was closed',
-  OVERLOADED: 'the server is at capacity: a new stream is refused at its start while the model is behind or saturated, and, when audio waits more than MAX_INFERENCE_LAG_SECONDS for the model, the youngest streams are shed; closed with 1013',
+  OVERLOADED: 'the server is at capacity: a new stream is refused at its start when the process holds all the live streams it can serve (streams_capacity) or while the model is behind or saturated, and, when audio waits more than MAX_INFERENCE_LAG_SECONDS for the model, the youngest streams are shed; closed with 1013',
   MEMORY_BUDGET: 'the audio waiting in the whole process would go over MEMORY_BUDGET_BYTES: the frame that would is refused, and a new stream is refused at its start while over 90 % of it; closed with 1013',
   FRAME_TOO_LARGE: 'a message over MAX_FRAME_BYTES; the connection is closed with 1009',
   MESSAGE_TOO_LARGE: 'a text message over MAX_TEXT_BYTES; it is ignored, the connection stays usable',

@@ -15,7 +15,7 @@ import { SimpleRunner } from './pipeline/simple-runner.js';
 import type { DecodeBatcher } from './pipeline/decode-batcher.js';
 import type { VadBatcher } from './pipeline/vad-batcher.js';
 import { ProtocolError, frameBytes, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
-import { toTaskFailure, type TaskFailure } from './tasks.js';
+import { clientCode, toTaskFailure, type TaskFailure } from './tasks.js';
 import { startStreamTrace, type StreamEnd, type StreamTrace } from './tracing.js';
 
 export type Route = 'simple' | 'segmented';
@@ -438,13 +438,14 @@ export class Session {
 
   private onFailure(failure: TaskFailure): void {
     if (this.closed) return;
-    if (failure.code === 'BACKLOG') {
-      this.fatal('BACKLOG', failure.message, CLOSE_POLICY);
-    } else if (failure.code === 'OVERLOADED') {
-      this.fatal('OVERLOADED', failure.message, CLOSE_TRY_AGAIN_LATER);
+    const code = clientCode(failure);
+    if (code === 'BACKLOG') {
+      this.fatal(code, failure.message, CLOSE_POLICY);
+    } else if (code === 'OVERLOADED') {
+      this.fatal(code, failure.message, CLOSE_TRY_AGAIN_LATER);
     } else {
       (this.stream?.log ?? this.deps.log).error('stream failed', { code: failure.code, error: failure.message });
-      this.fatal(failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL', failure.message, CLOSE_INTERNAL);
+      this.fatal(code, failure.message, CLOSE_INTERNAL);
     }
   }
 

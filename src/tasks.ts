@@ -1,7 +1,8 @@
 // JS-side tasks, counted exactly like native ones (native/task_metrics.h defines each field).
 // Every asynchronous piece of JS work starts here; the lint config forbids the bypasses
 // (bare timers, queueMicrotask, un-awaited native calls outside the runners).
-import { addon, isNativeError, type NativeTask, type Subsystem } from './native/binding.js';
+import { addon, isNativeError, type NativeErrorCode, type NativeTask, type Subsystem } from './native/binding.js';
+import type { ErrorCode } from './protocol.js';
 
 /** A long-lived JS task: a client connection, a scrape, a batcher's jobs. */
 export class Task implements Disposable {
@@ -46,11 +47,24 @@ function jsOutcome(e: unknown): 'failed' | 'panicked' {
 /** What a failed task reports: a stable code and a human-readable message. */
 export class TaskFailure extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode | NativeErrorCode,
     message: string,
     readonly panicked: boolean,
   ) {
     super(message);
+  }
+}
+
+/** The code a client is told when its stream's work failed (protocol.ts ERROR_CODES): the
+ *  stream's own limits and the model's verdict as they are, any other failure as a bug. */
+export function clientCode(failure: TaskFailure): ErrorCode {
+  switch (failure.code) {
+    case 'BACKLOG':
+    case 'OVERLOADED':
+    case 'MODEL_FAILURE':
+      return failure.code;
+    default:
+      return failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL';
   }
 }
 

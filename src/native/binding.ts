@@ -10,7 +10,7 @@ const require = createRequire(import.meta.url);
 export type Subsystem = 'api_routing' | 'client' | 'audio_decoding' | 'vad' | 'inference' | 'metrics';
 
 /** Codes carried by errors that cross the native boundary. */
-type NativeErrorCode =
+export type NativeErrorCode =
   | 'NATIVE_PANIC' // an unexpected exception in a job: a bug, counted in task_panic_total
   | 'MODEL_FAILURE' // the model reported a failure for this input
   | 'INVALID_FORMAT'
@@ -18,7 +18,9 @@ type NativeErrorCode =
   | 'UNKNOWN_MODEL'
   | 'MODEL_LOAD' // a model file is missing or cannot be loaded
   | 'BUSY' // a second job on a stream that has one in flight
-  | 'CLOSED';
+  | 'CLOSED'
+  | 'SOCKET_OPTION' // setListenReceiveBuffer: the kernel refused the option
+  | 'EXEC_FAILED'; // reexec: execv returned
 
 interface NativeError extends Error {
   code: NativeErrorCode;

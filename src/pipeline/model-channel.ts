@@ -7,7 +7,7 @@ import type { InferenceRequest, InferenceScheduler, StreamKey } from './inferenc
 import type { RunnerOptions } from './runner.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
-import { TaskFailure, settle } from '../tasks.js';
+import { TaskFailure, clientCode, settle } from '../tasks.js';
 import type { Attributes, StreamTrace } from '../tracing.js';
 
 export const SAMPLE_RATE = 16_000;
@@ -185,7 +185,7 @@ export class ModelChannel {
           if (!this.aborted) this.fail(failure);
           return;
         }
-        const code = failure.code === 'MODEL_FAILURE' ? 'MODEL_FAILURE' : failure.panicked ? 'NATIVE_PANIC' : 'INTERNAL';
+        const code = clientCode(failure);
         span.fail(code, failure.message);
         if (!this.aborted) {
           const times = `${(window.start / SAMPLE_RATE).toFixed(3)}-${(window.end / SAMPLE_RATE).toFixed(3)} s`;

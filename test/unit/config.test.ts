@@ -22,6 +22,7 @@ describe('config', () => {
     assert.equal(loadConfig({ THREADS: '0' }, []).threads, cpuBudget());
     assert.equal(loadConfig({ THREADS: '3' }, []).threads, 3);
     assert.equal(threadpoolSize(loadConfig({ THREADS: '3' }, [])), 6, 'the threadpool: as many threads again for decode and VAD');
+    assert.equal(threadpoolSize({ ...loadConfig({}, []), threads: 600 }), 1024, 'never more than libuv makes (THREADS=0 on 600 cores)');
   });
 
   it('reads environment variables, and flags win over them', () => {
