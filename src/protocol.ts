@@ -1,5 +1,6 @@
 // The wire protocol (compatible with the brief's template): client requests, server events,
 // and the error codes every `error` event and metric uses.
+import { formatProblem } from './audio-format.js';
 import type { NativeFormat } from './native/binding.js';
 
 /** Why a request or stream failed; `code` on error events, `kind` on errors_total. */
@@ -89,27 +90,10 @@ function parseFormat(v: unknown, maxChannels: number): NativeFormat {
   const sampleRate = field<number>(v, 'sample_rate', 'number');
   const isFloat = field<boolean>(v, 'is_float', 'boolean', false);
   const bitDepth = field<number>(v, 'bit_depth', 'number', encoding === 'pcm' ? undefined : 8);
-  const bad = (message: string): never => {
-    throw new ProtocolError('INVALID_FORMAT', message);
-  };
-  if (encoding !== 'pcm' && encoding !== 'mulaw' && encoding !== 'alaw') {
-    bad(`format.encoding must be one of pcm, mulaw, alaw; got ${JSON.stringify(encoding).slice(0, 64)}`);
-  }
-  if (!Number.isInteger(channels) || channels < 1 || channels > maxChannels) {
-    bad(`format.channels must be an integer from 1 to ${maxChannels}; got ${channels}`);
-  }
-  if (!Number.isInteger(sampleRate) || sampleRate < 8000 || sampleRate > 192_000) {
-    bad(`format.sample_rate must be an integer from 8000 to 192000; got ${sampleRate}`);
-  }
-  if (encoding === 'pcm') {
-    const allowed = isFloat ? [32, 64] : [8, 16, 24, 32];
-    if (!allowed.includes(bitDepth)) {
-      bad(`format.bit_depth must be one of ${allowed.join(', ')} for ${isFloat ? 'float' : 'integer'} PCM; got ${bitDepth}`);
-    }
-  } else if (bitDepth !== 8 || isFloat) {
-    bad(`format.bit_depth must be 8 and is_float false for ${encoding}; got ${bitDepth}${isFloat ? ' float' : ''}`);
-  }
-  return { encoding: encoding as NativeFormat['encoding'], channels, sampleRate, bitDepth, isFloat };
+  const format = { encoding: encoding as NativeFormat['encoding'], channels, sampleRate, bitDepth, isFloat };
+  const problem = formatProblem(format, maxChannels);
+  if (problem) throw new ProtocolError('INVALID_FORMAT', problem);
+  return format;
 }
 
 /** Parses one text frame. Throws ProtocolError with the code to report. */
@@ -144,7 +128,4 @@ export function parseRequest(text: string, maxChannels: number): ClientRequest {
   }
 }
 
-/** Bytes of one interleaved frame (all channels, one sample each). */
-export function frameBytes(format: NativeFormat): number {
-  return (format.bitDepth / 8) * format.channels;
-}
+

@@ -14,7 +14,8 @@ import { SegmentedRunner } from './pipeline/segmented-runner.js';
 import { SimpleRunner } from './pipeline/simple-runner.js';
 import type { DecodeBatcher } from './pipeline/decode-batcher.js';
 import type { VadBatcher } from './pipeline/vad-batcher.js';
-import { ProtocolError, frameBytes, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
+import { frameBytes } from './audio-format.js';
+import { ProtocolError, parseRequest, type ErrorCode, type ServerEvent, type StartRequest } from './protocol.js';
 import { clientCode, toTaskFailure, type TaskFailure } from './tasks.js';
 import { startStreamTrace, type StreamEnd, type StreamTrace } from './tracing.js';
 

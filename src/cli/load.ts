@@ -6,7 +6,8 @@ import { CliError } from './errors.js';
 import { MetricsSampler } from './server-metrics.js';
 import { runStream, type FinalText, type StreamResult } from './run-stream.js';
 import { formatSummary, summarize } from './stats.js';
-import { bytesPerFrame, loadAudio, secondsOf, type Audio, type RawFlags } from './wav.js';
+import { frameBytes } from '../audio-format.js';
+import { loadAudio, secondsOf, type Audio, type RawFlags } from './wav.js';
 
 interface LoadCommandOptions {
   files: string[];
@@ -50,7 +51,7 @@ interface StreamTranscript {
 
 /** `audio` begun at `seconds` (cut on a whole frame) and wrapped round: the same bytes, reordered. */
 export function rotateAudio(audio: Audio, seconds: number): Audio {
-  const frame = bytesPerFrame(audio.format);
+  const frame = frameBytes(audio.format);
   const frames = audio.data.length / frame;
   const cut = Math.min(Math.max(0, Math.round(seconds * audio.format.sampleRate)), Math.floor(frames)) * frame;
   if (cut === 0 || cut >= audio.data.length) return audio;

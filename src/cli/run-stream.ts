@@ -5,7 +5,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type WebSocket from 'ws';
 import { connect } from './connect.js';
 import { CliError } from './errors.js';
-import { bytesPerFrame, bytesPerSecond, secondsOf, wireFormat, type Audio } from './wav.js';
+import { frameBytes } from '../audio-format.js';
+import { bytesPerSecond, secondsOf, wireFormat, type Audio } from './wav.js';
 
 export interface ServerEvent {
   type: string;
@@ -105,7 +106,7 @@ export async function runStream(opts: StreamOptions): Promise<StreamResult> {
   opts.onOpen?.(result.connectMs);
 
   const { audio, chunkBytes } = opts;
-  const frame = bytesPerFrame(audio.format);
+  const frame = frameBytes(audio.format);
   const chunks = Math.ceil(audio.data.length / chunkBytes);
   const sentAt = new Float64Array(chunks);
   let chunksSent = 0;

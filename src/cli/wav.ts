@@ -1,18 +1,12 @@
 // Audio input for the clients: a WAV file's header mapped to the start message's format, or raw
 // PCM described by flags. Only the format is interpreted; the sample bytes go to the server as is.
 import { readFile } from 'node:fs/promises';
+import { formatProblem, frameBytes } from '../audio-format.js';
+import type { NativeFormat } from '../native/binding.js';
 import { CliError, UsageError } from './errors.js';
 
-type Encoding = 'pcm' | 'mulaw' | 'alaw';
-
-interface AudioFormat {
-  channels: number;
-  sampleRate: number;
-  /** Container bits per sample (what the server decodes). */
-  bitDepth: number;
-  isFloat: boolean;
-  encoding: Encoding;
-}
+/** bitDepth: container bits per sample (what the server decodes). */
+type AudioFormat = NativeFormat;
 
 export interface Audio {
   /** Where it came from (for messages). */
@@ -43,17 +37,14 @@ const TAG_NAMES: Record<number, string> = {
   2: 'Microsoft ADPCM', 0x11: 'IMA ADPCM', 0x31: 'GSM 6.10', 0x50: 'MPEG', 0x55: 'MP3', 0x161: 'WMA',
 };
 
-export function bytesPerFrame(f: AudioFormat): number {
-  return f.channels * (f.bitDepth / 8);
-}
 
 export function bytesPerSecond(f: AudioFormat): number {
-  return bytesPerFrame(f) * f.sampleRate;
+  return frameBytes(f) * f.sampleRate;
 }
 
 /** Seconds of audio in `bytes` (whole frames only). */
 export function secondsOf(f: AudioFormat, bytes: number): number {
-  return Math.floor(bytes / bytesPerFrame(f)) / f.sampleRate;
+  return Math.floor(bytes / frameBytes(f)) / f.sampleRate;
 }
 
 /** The `format` object of the start message, as the wire protocol spells it. */
@@ -68,20 +59,10 @@ export function describeFormat(f: AudioFormat): string {
   return `${kind}, ${f.sampleRate} Hz, ${f.channels} channel${f.channels === 1 ? '' : 's'}`;
 }
 
-/** Throws a UsageError unless the server's decoder supports `f` (the README's format rules). */
+/** Throws a UsageError unless the server's decoder supports `f`, in the server's own words. */
 function checkFormat(f: AudioFormat, what: string): void {
-  if (!Number.isInteger(f.channels) || f.channels < 1) throw new UsageError(`${what}: channels must be a positive integer; got ${f.channels}`);
-  if (!Number.isInteger(f.sampleRate) || f.sampleRate < 8000 || f.sampleRate > 192_000) {
-    throw new UsageError(`${what}: the sample rate must be an integer from 8000 to 192000 Hz; got ${f.sampleRate}`);
-  }
-  if (f.encoding === 'pcm') {
-    const allowed = f.isFloat ? [32, 64] : [8, 16, 24, 32];
-    if (!allowed.includes(f.bitDepth)) {
-      throw new UsageError(`${what}: ${f.isFloat ? 'float' : 'integer'} PCM must be ${allowed.join(', ')} bits; got ${f.bitDepth}`);
-    }
-  } else if (f.bitDepth !== 8 || f.isFloat) {
-    throw new UsageError(`${what}: ${f.encoding} is 8-bit, not float; got ${f.bitDepth}-bit${f.isFloat ? ' float' : ''}`);
-  }
+  const problem = formatProblem(f);
+  if (problem) throw new UsageError(`${what}: ${problem}`);
 }
 
 function isWav(buf: Buffer): boolean {

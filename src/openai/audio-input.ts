@@ -2,6 +2,7 @@
 // as it is (the header gives the format, the data chunk is sent in one-second pieces); compressed
 // formats are decoded in a worker thread (decode-worker.ts) to mono float samples, which the
 // native decoder then takes as 32-bit float PCM and resamples like any other stream.
+import { MAX_SAMPLE_RATE, MIN_SAMPLE_RATE } from '../audio-format.js';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -158,9 +159,9 @@ async function decodedSource(input: WorkerInput, container: Container): Promise<
     throw new OpenAiError(400, `the ${describe(container)} file could not be decoded: ${first.type === 'error' ? first.message : 'it holds no audio'}`, 'file', 'invalid_audio');
   }
   const sampleRate = first.sampleRate;
-  if (sampleRate < 8000 || sampleRate > 192_000) {
+  if (sampleRate < MIN_SAMPLE_RATE || sampleRate > MAX_SAMPLE_RATE) {
     close();
-    throw new OpenAiError(415, `the file's sample rate is ${sampleRate} Hz; supported: 8000 to 192000 Hz`, 'file', 'unsupported_format');
+    throw new OpenAiError(415, `the file's sample rate is ${sampleRate} Hz; supported: ${MIN_SAMPLE_RATE} to ${MAX_SAMPLE_RATE} Hz`, 'file', 'unsupported_format');
   }
   // Pieces of at most a second, cut from the worker's chunks.
   const piece = sampleRate;

@@ -7,10 +7,10 @@ import type { InferenceRequest, InferenceScheduler, StreamKey } from './inferenc
 import type { RunnerOptions } from './runner.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
+import { SAMPLE_RATE } from '../audio-format.js';
 import { TaskFailure, clientCode, settle } from '../tasks.js';
 import type { Attributes, StreamTrace } from '../tracing.js';
 
-export const SAMPLE_RATE = 16_000;
 
 /** The scheduler that shares the process's one speech model out among channels (it runs it). */
 export interface SharedModel {

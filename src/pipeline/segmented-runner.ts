@@ -6,12 +6,12 @@ import { HeldAudio, heldWeight } from '../memory-budget.js';
 import { addon, type NativeVadChannel } from '../native/binding.js';
 import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import { AudioFrontEnd } from './audio-front-end.js';
-import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import { ModelChannel } from './model-channel.js';
 import { ProgressReporter } from './progress.js';
 import type { Runner, RunnerOptions } from './runner.js';
 import { SpeechDetector, WINDOW, type DetectorOptions, type SpeechEvent } from './speech-detector.js';
 import type { VadBatcher } from './vad-batcher.js';
-import { frameBytes } from '../protocol.js';
+import { SAMPLE_RATE, frameBytes } from '../audio-format.js';
 
 interface SegmentedRunnerOptions extends RunnerOptions {
   // Only `process` is used: an adapter may pass a wrapper that watches the VAD's progress.

@@ -2,9 +2,9 @@
 // model, and one segment per window comes back, in order per channel; the last, partial window
 // is sent at stop.
 import { HeldAudio, heldWeight } from '../memory-budget.js';
-import { frameBytes } from '../protocol.js';
+import { SAMPLE_RATE, frameBytes } from '../audio-format.js';
 import { AudioFrontEnd } from './audio-front-end.js';
-import { ModelChannel, SAMPLE_RATE } from './model-channel.js';
+import { ModelChannel } from './model-channel.js';
 import { ProgressReporter } from './progress.js';
 import type { Runner, RunnerOptions } from './runner.js';
 

@@ -6,7 +6,7 @@
 import type { Metrics } from '../metrics/registry.js';
 import { isNativeError, type NativeVad, type NativeVadChannel, type VadResult } from '../native/binding.js';
 import { Task, TaskFailure, settle, toTaskFailure } from '../tasks.js';
-import { SAMPLE_RATE } from './model-channel.js';
+import { SAMPLE_RATE } from '../audio-format.js';
 
 /** A job for fewer channels than this waits up to LINGER_MS for more. */
 const LINGER_BATCH = 8;

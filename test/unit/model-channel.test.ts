@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { InferenceScheduler } from '../../src/pipeline/inference-scheduler.js';
-import { ModelChannel, SAMPLE_RATE } from '../../src/pipeline/model-channel.js';
+import { SAMPLE_RATE } from '../../src/audio-format.js';
+import { ModelChannel } from '../../src/pipeline/model-channel.js';
 import type { ServerEvent } from '../../src/protocol.js';
 import { TaskFailure } from '../../src/tasks.js';
 import { FakeModel, fingerprint, nativeError, recordingTrace, settleAll, testMetrics } from '../helpers/pipeline-fakes.js';

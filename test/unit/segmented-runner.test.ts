@@ -11,7 +11,7 @@ import type { Config } from '../../src/config.js';
 import { MemoryBudget } from '../../src/memory-budget.js';
 import { DecodeBatcher } from '../../src/pipeline/decode-batcher.js';
 import { InferenceScheduler } from '../../src/pipeline/inference-scheduler.js';
-import { SAMPLE_RATE } from '../../src/pipeline/model-channel.js';
+import { SAMPLE_RATE } from '../../src/audio-format.js';
 import { SegmentedRunner } from '../../src/pipeline/segmented-runner.js';
 import { WINDOW } from '../../src/pipeline/speech-detector.js';
 import type { ServerEvent } from '../../src/protocol.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DecodeBatcher } from '../../src/pipeline/decode-batcher.js';
 import { InferenceScheduler } from '../../src/pipeline/inference-scheduler.js';
-import { SAMPLE_RATE } from '../../src/pipeline/model-channel.js';
+import { SAMPLE_RATE } from '../../src/audio-format.js';
 import { SimpleRunner } from '../../src/pipeline/simple-runner.js';
 import type { ServerEvent } from '../../src/protocol.js';
 import type { TaskFailure } from '../../src/tasks.js';
