@@ -189,6 +189,7 @@ export class InferenceScheduler {
   private runningFinals = 0;
   private finalsUtilization = 0;
   private late = 0;
+  private finished = 0;
   private utilizationAt = 0;
   private retry: NodeJS.Timeout | undefined;
   private readonly slots: number;
@@ -236,7 +237,12 @@ export class InferenceScheduler {
     return this.finalsUtilization;
   }
 
-  /** Finals finished more than LATE_SECONDS past their deadline, so far (StreamCapacity's cut). */
+  /** Finals finished so far (StreamCapacity judges their lateness). */
+  get finalsDone(): number {
+    return this.finished;
+  }
+
+  /** Finals finished more than LATE_SECONDS past their deadline, so far. */
   get lateFinals(): number {
     return this.late;
   }
@@ -353,6 +359,7 @@ export class InferenceScheduler {
         const costSeconds = out.runSeconds / batch.length;
         if (finals) {
           const done = this.now();
+          this.finished += batch.length;
           for (const entry of batch) if (done - entry.due > LATE_SECONDS * 1000) this.late++;
         }
         batch.forEach((entry, i) => {

@@ -23,10 +23,11 @@
 // stream falls as the load rises (bigger batches cost less per utterance), and when the streams'
 // utterances end together one burst's queue makes finals late while the slots are busy only part
 // of the time. So the limit also has a ceiling, `allowed`, that starts where the prior puts it and
-// moves on evidence: a final finished more than LATE_SECONDS past its deadline cuts it to
-// CUT_SHARE of the live streams (at most once per CUT_INTERVAL_MS; the streams held are kept, new
-// ones wait); after RECOVER_AFTER_MS without a late final, with the process at its limit, it rises
-// by one stream per RAISE_EVERY_MS.
+// moves on evidence: when, over LATE_WINDOW_MS, LATE_SHARE of the finals (and at least MIN_LATE)
+// finished more than LATE_SECONDS past their deadlines, it is cut to CUT_SHARE of the live streams
+// (at most once per CUT_INTERVAL_MS; the streams held are kept, new ones wait); one straggler
+// (a pause, one long utterance) cuts nothing. After RECOVER_AFTER_MS without such a window, with
+// the process at its limit, it rises by one stream per RAISE_EVERY_MS.
 //
 // The process's workers each learn their own cost and publish it (CapacityShare); the limit is the
 // process's, against its count of live streams, so an uneven spread of connections over the
@@ -44,8 +45,12 @@ const SMOOTHING_MS = 10_000;
 const MIN_LEARNING_STREAMS = 2;
 /** Weight of one second of new measurement in the learnt cost (time constant ~4 s). */
 const LEARN_PER_SECOND = 0.25;
-/** A final this late past its deadline cuts the limit (the scheduler counts them). */
+/** A final this late past its deadline is late (the scheduler counts them). */
 export const LATE_SECONDS = 1.5;
+/** Finals are judged over windows this long: late when this share of them (and this many) was. */
+const LATE_WINDOW_MS = 5000;
+const LATE_SHARE = 0.02;
+const MIN_LATE = 3;
 /** The cut: this share of the live streams. */
 const CUT_SHARE = 0.9;
 const CUT_INTERVAL_MS = 10_000;
@@ -107,7 +112,8 @@ export interface FinalsLoad {
   readonly finalsBusySlots: number;
   /** The reactive checks: not while shedding, behind or saturated. */
   admits(): boolean;
-  /** Finals finished more than LATE_SECONDS past their deadline, so far. */
+  /** Finals finished so far, and those of them more than LATE_SECONDS past their deadline. */
+  readonly finalsDone: number;
   readonly lateFinals: number;
 }
 
@@ -133,13 +139,13 @@ export class StreamCapacity {
   private departed: { weight: number; closedAt: number }[] = [];
   private cost: number;
   private learntAt: number;
-  // The ceiling the lateness of finals sets; when it was last cut, a final last came late, and
-  // it was last raised; the late finals seen.
+  // The ceiling the lateness of finals sets; when it was last cut, a window last was late, and it
+  // was last raised; the window being judged (its start, and the counts then).
   private allowed: number;
   private cutAt = -Infinity;
-  private lateAt = -Infinity;
+  private lateAt: number;
   private raisedAt = -Infinity;
-  private lateSeen = 0;
+  private window: { at: number; done: number; late: number };
   private readonly engine: FinalsLoad;
   private readonly slots: number;
   private readonly share: CapacityShare;
@@ -155,7 +161,7 @@ export class StreamCapacity {
     this.now = options.now ?? (() => performance.now());
     this.learntAt = this.now();
     this.lateAt = this.learntAt; // a rise needs RECOVER_AFTER_MS on time at the limit
-    this.lateSeen = this.engine.lateFinals;
+    this.window = { at: this.learntAt, done: this.engine.finalsDone, late: this.engine.lateFinals };
     this.share.publishCost(this.party, this.cost);
     this.allowed = this.costLimit();
   }
@@ -227,9 +233,15 @@ export class StreamCapacity {
   }
 
   private followLateness(now: number): void {
-    const late = this.engine.lateFinals;
-    if (late > this.lateSeen) {
-      this.lateSeen = late;
+    let lateWindow = false;
+    if (now - this.window.at >= LATE_WINDOW_MS) {
+      const { finalsDone, lateFinals } = this.engine;
+      const late = lateFinals - this.window.late;
+      const done = finalsDone - this.window.done;
+      this.window = { at: now, done: finalsDone, late: lateFinals };
+      lateWindow = late >= MIN_LATE && late >= LATE_SHARE * done;
+    }
+    if (lateWindow) {
       this.lateAt = now;
       if (now - this.cutAt >= CUT_INTERVAL_MS) {
         this.allowed = Math.min(this.allowed, Math.max(1, Math.floor(this.share.live * CUT_SHARE)));

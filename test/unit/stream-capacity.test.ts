@@ -7,7 +7,7 @@ import { LocalCapacityShare, StreamCapacity, TARGET_BUSY, type LiveTicket } from
 /** A clock the test moves, and an engine whose finals keep `busy` slots busy. */
 function setup(streamsPerSlot = 60, slots = 2) {
   let t = 0;
-  const engine = { finalsBusySlots: 0, lateFinals: 0, admitting: true, admits: () => engine.admitting };
+  const engine = { finalsBusySlots: 0, finalsDone: 0, lateFinals: 0, admitting: true, admits: () => engine.admitting };
   const capacity = new StreamCapacity({ engine, slots, streamsPerSlot, now: () => t });
   return { engine, capacity, advance: (ms: number) => { t += ms; }, now: () => t };
 }
@@ -103,18 +103,21 @@ describe('StreamCapacity', () => {
   it('cuts the limit to 90 % of the live streams when finals come late, keeps those it holds, and recovers after 30 s on time at the limit', () => {
     const s = setup(60, 2); // the prior's limit: 120
     const live = openAll(s.capacity, 100);
-    s.engine.lateFinals = 3; // a burst of utterances ended together and its queue made finals late
-    s.advance(300);
+    // A burst of utterances ended together and its queue made 5 of 100 finals late.
+    s.engine.finalsDone = 100;
+    s.engine.lateFinals = 5;
+    s.advance(5000);
     assert.equal(s.capacity.limit, 90);
     assert.ok('refused' in s.capacity.open(), 'no new stream while the load is the one that made finals late');
     for (const t of live.slice(0, 20)) s.capacity.close(t);
     assert.equal(s.capacity.admissible, 10, 'streams ending make room up to the cut');
     openAll(s.capacity, 10);
+    s.engine.finalsDone = 200;
+    s.engine.lateFinals = 10; // late again within 10 s: no second cut for the same burst
     s.advance(5000);
-    s.engine.lateFinals = 4; // late again within 10 s: no second cut for the same burst
     assert.equal(s.capacity.limit, 90);
     s.advance(29_000);
-    assert.equal(s.capacity.limit, 90, 'under 30 s since the late final: still cut');
+    assert.equal(s.capacity.limit, 90, 'under 30 s since the late window: still cut');
     s.advance(1000);
     assert.equal(s.capacity.limit, 91, 'on time for 30 s at the limit: one more');
     for (let i = 0; i < 60; i++) {
@@ -122,6 +125,19 @@ describe('StreamCapacity', () => {
       if (s.capacity.admissible > 0) openAll(s.capacity, 1);
     }
     assert.equal(s.capacity.limit, 120, 'back to the prior\'s limit, one stream per 2 s, and no further on the prior');
+  });
+
+  it('is not cut by a straggler: late finals must be 2 % of a window\'s and at least 3', () => {
+    const s = setup(60, 2);
+    openAll(s.capacity, 100);
+    s.engine.finalsDone = 400;
+    s.engine.lateFinals = 2; // one GC pause, one long utterance
+    s.advance(5000);
+    assert.equal(s.capacity.limit, 120);
+    s.engine.finalsDone = 800;
+    s.engine.lateFinals = 7; // 5 of 400: 1.25 %
+    s.advance(5000);
+    assert.equal(s.capacity.limit, 120);
   });
 
   it('does not trust a cheaper cost by itself: the limit rises past the prior only while streams at it are on time', () => {
@@ -139,7 +155,7 @@ describe('StreamCapacity', () => {
 
   it('shares the live streams and the mean cost across the workers of one process', () => {
     const share = new LocalCapacityShare();
-    const engine = { finalsBusySlots: 0, lateFinals: 0, admits: () => true };
+    const engine = { finalsBusySlots: 0, finalsDone: 0, lateFinals: 0, admits: () => true };
     const a = new StreamCapacity({ engine, slots: 1, streamsPerSlot: 2, share });
     const b = new StreamCapacity({ engine, slots: 1, streamsPerSlot: 2, share });
     openAll(a, 2);
