@@ -6,6 +6,7 @@ import { HeldAudio, heldWeight } from '../memory-budget.js';
 import { addon, type NativeVadChannel } from '../native/binding.js';
 import { TaskFailure, settle, toTaskFailure } from '../tasks.js';
 import { AudioFrontEnd } from './audio-front-end.js';
+import { BufferPool } from './buffer-pool.js';
 import { ModelChannel } from './model-channel.js';
 import { ProgressReporter } from './progress.js';
 import type { Runner, RunnerOptions } from './runner.js';
@@ -32,8 +33,15 @@ const INTERIM_SPACING = 0.2;
  * only moves `head`, and the held samples move to the buffer's front when appending would
  * otherwise grow it, so each sample is copied a bounded number of times however much is held.
  */
+// A stream sent faster than real time holds up to MAX_BACKLOG_SECONDS waiting for the VAD, so its
+// history grows by doubling to megabytes; a flood of such streams (shed and reconnecting) made
+// those allocations the V8 heap's largest churn: ~10 full collections a second per worker, all
+// started by external memory pressure. So this thread's channels reuse each other's buffers.
+const HISTORY_BUFFERS = new BufferPool(32 << 20);
+const EMPTY = new Float32Array(0);
+
 class AudioHistory {
-  private buffer = new Float32Array(SAMPLE_RATE * 4);
+  private buffer = HISTORY_BUFFERS.take(SAMPLE_RATE * 4);
   private head = 0; // buffer index of stream sample `start`
   private length = 0;
   start = 0;
@@ -47,8 +55,9 @@ class AudioHistory {
       const needed = this.length + samples.length;
       // Grow when the held audio would fill more than half of the buffer; otherwise compact.
       if (needed * 2 > this.buffer.length) {
-        const grown = new Float32Array(Math.max(this.buffer.length * 2, needed));
+        const grown = HISTORY_BUFFERS.take(Math.max(this.buffer.length * 2, needed));
         grown.set(this.buffer.subarray(this.head, this.head + this.length));
+        HISTORY_BUFFERS.give(this.buffer);
         this.buffer = grown;
       } else {
         this.buffer.copyWithin(0, this.head, this.head + this.length);
@@ -65,6 +74,14 @@ class AudioHistory {
     this.head += drop;
     this.length -= drop;
     this.start += drop;
+  }
+
+  /** The channel is done with it: its buffer goes back to the pool (nothing else holds it). */
+  release(): void {
+    HISTORY_BUFFERS.give(this.buffer);
+    this.buffer = EMPTY;
+    this.head = 0;
+    this.length = 0;
   }
 
   /** A copy of stream samples [from, to), clipped to what is held. */
@@ -163,6 +180,7 @@ class SegmentedChannel {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.history.release();
     // Whatever is still in flight or pending: nothing more reaches the detector (a VAD answer
     // that finds the channel closed is dropped, pending audio is never sent), so finish() must
     // stop waiting now and return. wake()'s idle guard would leave it waiting forever.
