@@ -2,11 +2,13 @@
 // model that answers each utterance with a fingerprint of its audio (so a test can tell exactly
 // which samples it was given), a VAD whose probability is a window's loudness, and a trace that
 // records its spans. Each can hold its answers back until the test releases them.
+import assert from 'node:assert/strict';
 import { SharedState } from '../../src/cluster/shared-state.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { Metrics } from '../../src/metrics/registry.js';
 import type { ModelBatchOutput, ModelItem, NativeVadChannel } from '../../src/native/binding.js';
 import type { BatchRunner } from '../../src/pipeline/inference-scheduler.js';
+import type { ServerEvent } from '../../src/protocol.js';
 import { WINDOW } from '../../src/pipeline/speech-detector.js';
 import type { VadBatcher } from '../../src/pipeline/vad-batcher.js';
 import type { TaskFailure } from '../../src/tasks.js';
@@ -57,7 +59,8 @@ export function fingerprint(samples: Float32Array): string {
 }
 
 /** Something that answers only once released, while held. */
-class Holdable {
+/** A fake whose answers can be held back (hold) and let go (release). */
+export class Holdable {
   private held: (() => void)[] | undefined;
 
   hold(): void {
@@ -187,4 +190,21 @@ export function recordingTrace(): StreamTrace & { spans: string[]; decodedBytes:
     end() {},
   };
   return trace;
+}
+
+/**
+ * The rule every runner's progress events keep: each advances by at least 0.5 s, and none is sent
+ * before a result (a final, a window) ending at or before its time.
+ */
+export function assertProgressNeverPasses(events: ServerEvent[], results: readonly { end_time: number }[], what: string): void {
+  const progress = events.flatMap((e, i) => (e.type === 'progress' ? [{ time: e.time, at: i }] : []));
+  assert.ok(progress.length >= 5, `${progress.length} progress events`);
+  let last = 0;
+  for (const p of progress) {
+    assert.ok(p.time - last >= 0.5 - 1e-9, `progress from ${last} to ${p.time}`);
+    last = p.time;
+    for (const r of results) {
+      if (r.end_time <= p.time) assert.ok(events.indexOf(r as ServerEvent) < p.at, `progress ${p.time} s sent before the ${what} ending at ${r.end_time} s`);
+    }
+  }
 }

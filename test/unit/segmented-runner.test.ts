@@ -17,7 +17,7 @@ import { WINDOW } from '../../src/pipeline/speech-detector.js';
 import type { ServerEvent } from '../../src/protocol.js';
 import { TaskFailure } from '../../src/tasks.js';
 import { nativeFormat } from '../helpers/pcm-encode.js';
-import { FakeModel, LoudnessVad, fingerprint, recordingTrace, settleAll, testConfig, testMetrics, until } from '../helpers/pipeline-fakes.js';
+import { FakeModel, LoudnessVad, assertProgressNeverPasses, fingerprint, recordingTrace, settleAll, testConfig, testMetrics, until } from '../helpers/pipeline-fakes.js';
 import { seededRandom } from '../helpers/signal.js';
 
 type Segment = Extract<ServerEvent, { type: 'segment' }>;
@@ -376,16 +376,7 @@ describe('segmented runner', () => {
     const audio = signal(parts, 18);
     await h.send([audio], 640);
     await h.runner.finish();
-    const progress = h.events.flatMap((e, i) => (e.type === 'progress' ? [{ time: e.time, at: i }] : []));
-    assert.ok(progress.length >= 5, `${progress.length} progress events`);
-    let last = 0;
-    for (const p of progress) {
-      assert.ok(p.time - last >= 0.5 - 1e-9, `progress from ${last} to ${p.time}`);
-      last = p.time;
-      for (const f of finals(h.events)) {
-        if (f.end_time <= p.time) assert.ok(h.events.indexOf(f) < p.at, `progress ${p.time} s sent before the final ending at ${f.end_time} s`);
-      }
-    }
+    assertProgressNeverPasses(h.events, finals(h.events), 'final');
     assert.equal(finals(h.events).length, 8);
   });
 

@@ -8,17 +8,16 @@ import { addon, type NativeVad, type NativeVadChannel, type VadResult } from '..
 import { WINDOW } from '../../src/pipeline/speech-detector.js';
 import { VadBatcher } from '../../src/pipeline/vad-batcher.js';
 import { TaskFailure } from '../../src/tasks.js';
-import { nativeError, settleAll, testMetrics, type NativeError } from '../helpers/pipeline-fakes.js';
+import { Holdable, nativeError, settleAll, testMetrics, type NativeError } from '../helpers/pipeline-fakes.js';
 
 /** A NativeVad that answers each channel one probability per whole window: the request's first sample. */
-class FakeVad implements NativeVad {
+class FakeVad extends Holdable implements NativeVad {
   readonly jobs: NativeVadChannel[][] = [];
   running = 0;
   peak = 0;
   /** Channels of jobs running now. */
   readonly busy = new Set<NativeVadChannel>();
   overlaps = 0;
-  held: (() => void)[] | undefined;
   /** Per channel, an error instead of its probabilities. */
   failChannel: ((channel: NativeVadChannel) => NativeError | undefined) | undefined;
   failJob: Error | undefined;
@@ -33,9 +32,7 @@ class FakeVad implements NativeVad {
     }
     this.running++;
     this.peak = Math.max(this.peak, this.running);
-    const held = this.held;
-    const gate = held ? new Promise<void>((resolve) => held.push(resolve)) : Promise.resolve();
-    return gate.then(() => {
+    return this.gate().then(() => {
       this.running--;
       for (const c of channels) this.busy.delete(c);
       if (this.failJob) throw this.failJob;
@@ -47,15 +44,6 @@ class FakeVad implements NativeVad {
     });
   }
 
-  hold(): void {
-    this.held ??= [];
-  }
-
-  release(): void {
-    const held = this.held ?? [];
-    this.held = undefined;
-    for (const go of held) go();
-  }
 }
 
 const channels = (n: number): NativeVadChannel[] => Array.from({ length: n }, () => new addon.VadChannel());
