@@ -4,7 +4,7 @@
 // echo. Kept out of server.ts so the transport there stays small.
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Authenticator } from './auth.js';
-import type { SharedState } from './cluster/shared-state.js';
+import { ADDRESS_SLOTS, type SharedState } from './cluster/shared-state.js';
 import type { Config } from './config.js';
 import type { Metrics } from './metrics/registry.js';
 
@@ -130,8 +130,6 @@ export function selectProtocol(header: string): string {
   return header.split(',').some((p) => p.trim() === SUBPROTOCOL) ? SUBPROTOCOL : '';
 }
 
-/** Slots in SharedState's per-address table (a power of two). */
-export const ADDRESS_SLOTS = 1 << 16;
 
 /**
  * The per-address table's slot for a peer address as uWS gives it (4 or 16 bytes). IPv4-mapped

@@ -7,9 +7,8 @@ import { START_SHARE, heldWeight, type HeldAudio, type MemoryBudget } from './me
 import type { Metrics } from './metrics/registry.js';
 import { refuseSampleRate } from './sample-rate-admission.js';
 import { ArrivalClock } from './pipeline/arrival-clock.js';
-import type { SharedModel } from './pipeline/model-channel.js';
 import type { LiveTicket, StreamCapacity } from './pipeline/stream-capacity.js';
-import type { Runner } from './pipeline/runner.js';
+import type { Runner, SharedModel } from './pipeline/runner.js';
 import { SegmentedRunner } from './pipeline/segmented-runner.js';
 import { SimpleRunner } from './pipeline/simple-runner.js';
 import type { DecodeBatcher } from './pipeline/decode-batcher.js';

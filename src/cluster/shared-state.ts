@@ -5,10 +5,12 @@
 // One SharedArrayBuffer, created by the primary and handed to each worker; with WORKERS=1 the
 // same object lives in the one thread.
 
-import { ADDRESS_SLOTS } from '../admission.js';
 import type { HeldCounter } from '../memory-budget.js';
 import { DEFER_MS, type SchedulerShare } from '../pipeline/inference-scheduler.js';
 import type { CapacityShare } from '../pipeline/stream-capacity.js';
+
+/** Slots in the per-address table of open connections (a power of two; admission.ts hashes into it). */
+export const ADDRESS_SLOTS = 1 << 16;
 
 const Slot = { Connections: 0, Streams: 1, WorkersReady: 2, Draining: 3, ModelJobs: 4, LiveStreams: 5, Count: 6 } as const;
 const TIMES_AT = 24; // after the ints, 8-byte aligned

@@ -3,8 +3,8 @@
 // many channels into one model job); the rest wait in a queue bounded by seconds of audio, beyond
 // which the stream is failed with BACKLOG (see Session). Each interim's tokens are the draft of
 // the next request on the same utterance, so the model re-decodes only what changed.
-import type { InferenceRequest, InferenceScheduler, StreamKey } from './inference-scheduler.js';
-import type { RunnerOptions } from './runner.js';
+import type { InferenceRequest, StreamKey } from './inference-scheduler.js';
+import type { RunnerOptions, SharedModel } from './runner.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { ServerEvent } from '../protocol.js';
 import { SAMPLE_RATE } from '../audio-format.js';
@@ -12,10 +12,6 @@ import { TaskFailure, clientCode, settle } from '../tasks.js';
 import type { Attributes, StreamTrace } from '../tracing.js';
 
 
-/** The scheduler that shares the process's one speech model out among channels (it runs it). */
-export interface SharedModel {
-  scheduler: InferenceScheduler;
-}
 
 interface Window {
   samples: Float32Array;

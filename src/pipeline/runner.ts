@@ -6,8 +6,12 @@ import type { ServerEvent } from '../protocol.js';
 import type { TaskFailure } from '../tasks.js';
 import type { StreamTrace } from '../tracing.js';
 import type { DecodeBatcher } from './decode-batcher.js';
-import type { StreamKey } from './inference-scheduler.js';
-import type { SharedModel } from './model-channel.js';
+import type { InferenceScheduler, StreamKey } from './inference-scheduler.js';
+
+/** The scheduler that shares the process's one speech model out among channels (it runs it). */
+export interface SharedModel {
+  scheduler: InferenceScheduler;
+}
 
 export interface RunnerOptions {
   format: NativeFormat;
