@@ -16,8 +16,8 @@
 // what the live ones leave (their deadlines are in the future) and are never refused here.
 //
 // Until enough weighted streams have run, the cost is the model's prior: the capacity the bench
-// measured on this project's machine (MODEL_STREAMS_PER_SLOT). Saturation teaches a cost at least 1/TARGET_BUSY
-// too low a capacity, never too high one: with the slots full, the busy fraction reads 1.
+// measured on this project's machine (MODEL_STREAMS_PER_SLOT). With the slots saturated the busy
+// fraction reads all of them, so saturation teaches a limit of TARGET_BUSY of the streams held.
 //
 // A dearer cost lowers the limit at once; a cheaper one is not trusted by itself: the cost per
 // stream falls as the load rises (bigger batches cost less per utterance), and when the streams'
