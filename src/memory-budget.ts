@@ -4,6 +4,7 @@
 // VAD) are also counted for the whole process, across worker threads (SharedState), and a frame
 // that would take the process over the budget is refused (MEMORY_BUDGET) before the pod is.
 // The derived default follows cpu-budget.ts: the cgroup's memory limit, else physical memory.
+import { SAMPLE_RATE } from './audio-format.js';
 import { CGROUP_ROOT, readCgroupFile } from './cgroup.js';
 import { totalmem } from 'node:os';
 
@@ -15,7 +16,7 @@ export const MEMORY_SHARE = 0.5;
  */
 export const START_SHARE = 0.9;
 /** Bytes one second of a channel takes once decoded: 16 kHz float32. */
-export const DECODED_BYTES_PER_SECOND = 16_000 * 4;
+export const DECODED_BYTES_PER_SECOND = SAMPLE_RATE * 4;
 
 /** The cgroup's memory limit in bytes (v2 `memory.max`, else v1 `memory.limit_in_bytes`), or undefined if none. */
 export function cgroupMemoryLimit(root = CGROUP_ROOT): number | undefined {

@@ -1,6 +1,7 @@
 // The uWebSockets.js app: WebSocket routes, health, metrics. Routing, JSON and byte copies only:
 // everything heavier runs natively on the threadpool.
 import type { HttpRequest, HttpResponse, WebSocket } from 'uWebSockets.js';
+import { SAMPLE_RATE } from './audio-format.js';
 import { threadpoolSize, type Config } from './config.js';
 import type { Logger } from './log.js';
 import type { SharedState } from './cluster/shared-state.js';
@@ -87,7 +88,7 @@ async function loadAndWarm(config: Config, thread: ServerThread, metrics: Metric
     // One run of each on a second of faint noise: ORT sizes its arenas and picks kernels now,
     // not on a user's first utterance. The stub stays cold: its warm-up penalty and injected
     // faults are meant for clients.
-    const noise = new Float32Array(16_000).map(() => (Math.random() - 0.5) * 1e-3);
+    const noise = new Float32Array(SAMPLE_RATE).map(() => (Math.random() - 0.5) * 1e-3);
     await Promise.all([
       config.model === 'stub' ? undefined : model.run(loader.native, noise),
       vad.process(loader.native, [new addon.VadChannel()], [noise]),

@@ -37,7 +37,6 @@ const TAG_NAMES: Record<number, string> = {
   2: 'Microsoft ADPCM', 0x11: 'IMA ADPCM', 0x31: 'GSM 6.10', 0x50: 'MPEG', 0x55: 'MP3', 0x161: 'WMA',
 };
 
-
 export function bytesPerSecond(f: AudioFormat): number {
   return frameBytes(f) * f.sampleRate;
 }

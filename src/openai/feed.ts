@@ -11,7 +11,7 @@ import type { SessionDeps } from '../session.js';
 import type { NativeFormat, NativeVadChannel } from '../native/binding.js';
 import { SegmentedRunner } from '../pipeline/segmented-runner.js';
 import type { ServerEvent } from '../protocol.js';
-import { frameBytes } from '../audio-format.js';
+import { SAMPLE_RATE, frameBytes } from '../audio-format.js';
 import { startStreamTrace, type StreamTrace } from '../tracing.js';
 import { toTaskFailure, type TaskFailure } from '../tasks.js';
 import type { AudioSource } from './audio-input.js';
@@ -21,7 +21,6 @@ import type { Segment, Transcript } from './formats.js';
 export type PipelineDeps = Omit<SessionDeps, 'route'>;
 
 const FEED_AHEAD_SECONDS = 2;
-const SAMPLE_RATE = 16_000;
 
 interface PipelineFeedOptions {
   format: NativeFormat;

@@ -26,6 +26,7 @@ import { CLOSE_GOING_AWAY, CLOSE_POLICY } from '../session.js';
 import { Task, type TaskFailure } from '../tasks.js';
 import { OpenAiError, statusLine } from './errors.js';
 import { refuseSampleRate } from '../sample-rate-admission.js';
+import { MAX_SAMPLE_RATE, MIN_SAMPLE_RATE } from '../audio-format.js';
 import { PipelineFeed, type PipelineDeps } from './feed.js';
 import type { LiveTicket } from '../pipeline/stream-capacity.js';
 import type { OpenAiDeps } from './routes.js';
@@ -251,8 +252,8 @@ class RealtimeSession {
       if (!isObject(f)) throw new RealtimeError('invalid_value', 'audio.input.format must be an object such as {"type":"audio/pcm","rate":24000}', 'session.audio.input.format');
       if (f['type'] === 'audio/pcm') {
         const rate = f['rate'] ?? 24_000;
-        if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < 8000 || rate > 192_000) {
-          throw new RealtimeError('invalid_value', `audio.input.format.rate must be an integer from 8000 to 192000 Hz; got ${JSON.stringify(rate)}`, 'session.audio.input.format.rate');
+        if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < MIN_SAMPLE_RATE || rate > MAX_SAMPLE_RATE) {
+          throw new RealtimeError('invalid_value', `audio.input.format.rate must be an integer from ${MIN_SAMPLE_RATE} to ${MAX_SAMPLE_RATE} Hz; got ${JSON.stringify(rate)}`, 'session.audio.input.format.rate');
         }
         const refused = rate === this.settings.format.sampleRate ? null : refuseSampleRate(rate);
         if (refused) throw new RealtimeError('sample_rate_busy', `audio.input.format.rate ${rate} Hz: ${refused}`, 'session.audio.input.format.rate');
