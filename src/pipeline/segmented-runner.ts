@@ -27,12 +27,6 @@ const MAX_VAD_REQUEST = SAMPLE_RATE; // one second, 31 windows
 /** Interims come at least INTERIM_INTERVAL_SECONDS apart, and this fraction of the speech so far. */
 const INTERIM_SPACING = 0.2;
 
-/**
- * The audio of one channel since `start` (stream samples), growing at the end, trimmed at the
- * front. It also holds audio still waiting for the VAD, up to MAX_BACKLOG_SECONDS: trimming
- * only moves `head`, and the held samples move to the buffer's front when appending would
- * otherwise grow it, so each sample is copied a bounded number of times however much is held.
- */
 // A stream sent faster than real time holds up to MAX_BACKLOG_SECONDS waiting for the VAD, so its
 // history grows by doubling to megabytes; a flood of such streams (shed and reconnecting) made
 // those allocations the V8 heap's largest churn: ~10 full collections a second per worker, all
@@ -40,6 +34,12 @@ const INTERIM_SPACING = 0.2;
 const HISTORY_BUFFERS = new BufferPool(32 << 20);
 const EMPTY = new Float32Array(0);
 
+/**
+ * The audio of one channel since `start` (stream samples), growing at the end, trimmed at the
+ * front. It also holds audio still waiting for the VAD, up to MAX_BACKLOG_SECONDS: trimming
+ * only moves `head`, and the held samples move to the buffer's front when appending would
+ * otherwise grow it, so each sample is copied a bounded number of times however much is held.
+ */
 class AudioHistory {
   private buffer = HISTORY_BUFFERS.take(SAMPLE_RATE * 4);
   private head = 0; // buffer index of stream sample `start`

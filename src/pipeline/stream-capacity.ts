@@ -249,8 +249,10 @@ export class StreamCapacity {
       }
       return;
     }
-    const atLimit = this.share.live >= Math.min(this.allowed, this.costLimit()) - 1;
-    if (atLimit && this.allowed <= this.costLimit() && now - this.lateAt >= RECOVER_AFTER_MS && now - this.raisedAt >= RAISE_EVERY_MS) {
+    const costLimit = this.costLimit();
+    // Raised only while the cost allows more and the process holds what it allows (demand).
+    const atLimit = this.allowed <= costLimit && this.share.live >= this.allowed - 1;
+    if (atLimit && now - this.lateAt >= RECOVER_AFTER_MS && now - this.raisedAt >= RAISE_EVERY_MS) {
       this.allowed++;
       this.raisedAt = now;
     }
