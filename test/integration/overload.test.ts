@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { Client, streamFile } from '../helpers/client.js';
 import { sendPaced } from '../helpers/pace.js';
-import { startServer } from '../helpers/server.js';
+import { startServer, type TestServer } from '../helpers/server.js';
 import { readWav, startMessage } from '../helpers/wav.js';
 
 const wav = readWav('two_utterances_16k_mono_s16.wav');
@@ -32,6 +32,12 @@ async function flood(url: string): Promise<number> {
 function serverReceiveBuffers(port: number): number[] {
   const out = execFileSync('ss', ['-tmnH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
   return [...out.matchAll(/\brb(\d+)/g)].map((m) => Number(m[1]));
+}
+
+/** An unlabelled gauge's value as the server's /metrics gives it (NaN when absent). */
+async function gaugeOf(server: TestServer, name: string): Promise<number> {
+  const text = await (await fetch(server.http('/metrics'))).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
 }
 
 describe('overload', () => {
@@ -92,8 +98,7 @@ describe('overload', () => {
     const server = await startServer({
       MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 450 }), SIMPLE_WINDOW_SECONDS: '1', THREADS: '2', WORKERS: '1', MAX_INFERENCE_LAG_SECONDS: '0',
     });
-    const gauge = async (name: string): Promise<number> =>
-      Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(await (await fetch(server.http('/metrics'))).text())?.[1]);
+    const gauge = (name: string): Promise<number> => gaugeOf(server, name);
     try {
       assert.ok(await gauge('streams_capacity') > 100, 'before any stream ran, the prior: room for many');
       const silence = new Uint8Array(32000 * 60);
@@ -155,7 +160,7 @@ describe('overload', () => {
       MODEL: 'stub', STUB: JSON.stringify({ delay_ms: 600 }), SIMPLE_WINDOW_SECONDS: '1', THREADS: '1', WORKERS: '1', MAX_INFERENCE_LAG_SECONDS: '1.5',
     });
     try {
-      const idle = Number(/^streams_admissible (\S+)$/m.exec(await (await fetch(server.http('/metrics'))).text())?.[1]);
+      const idle = await gaugeOf(server, 'streams_admissible');
       assert.ok(idle > 10, `an idle server has room: streams_admissible ${idle}`);
       const audio = wav.data.subarray(0, 32000 * 8);
       const clients: Client[] = [];
@@ -173,8 +178,7 @@ describe('overload', () => {
       newcomer.sendJson(startMessage(wav));
       assert.equal(await newcomer.closed, 1013, 'a new stream is refused while streams are shed');
       assert.deepEqual(newcomer.events.map((e) => e['code']), ['OVERLOADED']);
-      const admissible = /^streams_admissible (\S+)$/m.exec(await (await fetch(server.http('/metrics'))).text())?.[1];
-      assert.equal(admissible, '0', 'the autoscaler\'s signal: no room while streams are refused');
+      assert.equal(await gaugeOf(server, 'streams_admissible'), 0, 'the autoscaler\'s signal: no room while streams are refused');
       await Promise.all(sending);
       const [oldest, ...younger] = clients;
       oldest!.sendJson({ request: 'stop', disconnect: true });
